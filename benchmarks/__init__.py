@@ -1,0 +1,1 @@
+"""FLOPs, size, latency per thread and peak RSS per backend × precision. Not built yet."""

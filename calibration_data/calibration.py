@@ -1,0 +1,89 @@
+"""Calibration sets: a deterministic, representative sample of images in the model's own preprocessing, cached by hash."""
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from calibration_data.images import list_images, read_images
+from models.spec import ModelSpec
+from runtimes.files import atomic_write_bytes, shared_dir
+from runtimes.preprocess import normalize, resize_to_canvas
+
+DEFAULT_COUNT = 100
+
+
+@dataclass(frozen=True)
+class CalibrationSet:
+    """canvases: (N,H,W,3) uint8 resized as the model sees them, in its channel order; sha256 names the content."""
+
+    canvases: np.ndarray
+    paths: tuple[Path, ...]
+    sha256: str
+
+    def unit_nhwc(self) -> np.ndarray:
+        """(N,H,W,3) float32 in 0..1: what onnx2tf's -cind wants (it applies mean/std itself)."""
+        return self.canvases.astype(np.float32) / 255.0
+
+    def normalized(self, spec: ModelSpec, layout: str = "NCHW") -> np.ndarray:
+        """(N,…) float32 (x-mean)/std: the model's input for quantizers that run the float model."""
+        return normalize(self.canvases, spec, layout)
+
+
+def default_calibration_dir() -> Path:
+    return shared_dir() / "data" / "widerface" / "WIDER_train" / "images"
+
+
+def default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "facekit" / "calibration"
+
+
+def sample_representative(paths: list[Path], count: int, seed: int = 0) -> list[Path]:
+    """Up to `count` paths, spread evenly over sub-folders (WIDER events), deterministic for a seed."""
+    rng = np.random.default_rng(seed)
+    groups: dict[Path, list[Path]] = {}
+    for path in paths:
+        groups.setdefault(path.parent, []).append(path)
+    queues = [list(rng.permutation(np.array(group, dtype=object))) for _, group in sorted(groups.items())]
+    chosen: list[Path] = []
+    while len(chosen) < count and any(queues):
+        for queue in queues:
+            if queue and len(chosen) < count:
+                chosen.append(queue.pop())
+    return sorted(chosen)
+
+
+def build_calibration_set(folder: str | Path | None, spec: ModelSpec, count: int = DEFAULT_COUNT, seed: int = 0,
+                          cache_dir: Path | None = None, exclude: set[Path] = frozenset()) -> CalibrationSet:
+    """Sample `count` images from `folder` (default: the shared WIDER train images), preprocess, cache."""
+    folder = Path(folder) if folder else default_calibration_dir()
+    if count < 1:
+        raise ValueError(f"calibration size must be at least 1, got {count}")
+    candidates = [p for p in list_images(folder) if p.resolve() not in exclude]
+    chosen = sample_representative(candidates, count, seed)
+    key = _content_key(chosen, spec)
+    cache = (cache_dir or default_cache_dir()) / f"calib_{key[:24]}.npz"
+    if cache.is_file():
+        try:
+            with np.load(cache) as data:
+                return CalibrationSet(data["canvases"], tuple(chosen), key)
+        except (OSError, ValueError, KeyError):
+            cache.unlink(missing_ok=True)  # a damaged cache is rebuilt, never trusted
+    rgb = spec.channel_order == "RGB"
+    canvases = np.stack([resize_to_canvas(img, spec.input_h, spec.input_w, spec.resize, rgb).canvas
+                         for img in read_images(chosen)])
+    buffer = io.BytesIO()
+    np.savez(buffer, canvases=canvases)
+    atomic_write_bytes(cache, buffer.getvalue())
+    return CalibrationSet(canvases, tuple(chosen), key)
+
+
+def _content_key(paths: list[Path], spec: ModelSpec) -> str:
+    digest = hashlib.sha256(f"{spec.input_h}x{spec.input_w}:{spec.resize}:{spec.channel_order}".encode())
+    for path in paths:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()

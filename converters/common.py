@@ -1,0 +1,150 @@
+"""What every converter CLI shares: source arguments, output folders, held-out images, versions, error exits."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from contextlib import contextmanager
+from importlib import metadata
+from pathlib import Path
+from typing import Callable, Iterator
+
+from calibration_data.calibration import sample_representative
+from calibration_data.images import list_images
+from models.spec import parse_hw
+from runtimes.files import shared_dir
+
+log = logging.getLogger("facekit")
+
+NO_SOURCE_HELP = (
+    "no model given. Pass an ONNX file and its family, e.g.\n"
+    "  --onnx ../shared/weights/scrfd/scrfd_500m_kps.onnx --family scrfd\n"
+    "or a registered PyTorch model and its weights, e.g.\n"
+    "  --model ultraface_rfb --weights ../shared/weights/ultraface/version-RFB-640.pth\n"
+    "(a project-trained SCRFD-0.5G becomes the default once the training work ships it)"
+)
+VERIFY_COUNT = 16
+
+
+class UsageError(ValueError):
+    """A problem with what the user asked for; the CLI prints it and exits 2."""
+
+
+def add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments naming the model to convert, its input size and where artifacts go."""
+    src = parser.add_argument_group("model source (one of)")
+    src.add_argument("--onnx", type=Path, help="an existing ONNX file (e.g. insightface's scrfd_500m_kps.onnx)")
+    src.add_argument("--family", choices=("scrfd", "ultraface"),
+                     help="with --onnx: the detector family; checked against the output shapes")
+    src.add_argument("--model", help="a registered PyTorch model: scrfd_500m, scrfd_500m_kps, ultraface_slim, ultraface_rfb")
+    src.add_argument("--weights", type=Path, help="with --model: a state dict (.pth) loaded strictly")
+    parser.add_argument("--hw", default="480,640", type=_hw,
+                        help="fixed input H,W, each divisible by 32 (default 480,640)")
+    parser.add_argument("--opset", type=int, default=13, help="ONNX opset of the hub model (default 13)")
+    parser.add_argument("--name", help="model name used in folder names and model.json (default from the source)")
+    parser.add_argument("--out", type=Path, help="output folder (default artifacts/<name>_<H>x<W>)")
+    parser.add_argument("--verify-images", type=Path,
+                        help="folder of held-out images for verification (default: the shared WIDER val images)")
+    parser.add_argument("--verify-count", type=int, default=VERIFY_COUNT,
+                        help=f"how many held-out images verification uses (default {VERIFY_COUNT})")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show the converters' own logs")
+
+
+def _hw(text: str) -> tuple[int, int]:
+    try:
+        return parse_hw(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+
+
+def check_source(args: argparse.Namespace) -> None:
+    """Exactly one complete source: --onnx with --family, or --model with --weights."""
+    if args.onnx and args.model:
+        raise UsageError("give either --onnx or --model, not both")
+    if args.onnx and not args.family:
+        raise UsageError(f"--onnx {args.onnx} needs --family scrfd or --family ultraface")
+    if args.model and not args.weights:
+        raise UsageError(f"--model {args.model} needs --weights PATH\n{NO_SOURCE_HELP}")
+    if not args.onnx and not args.model:
+        raise UsageError(NO_SOURCE_HELP)
+
+
+def source_name(args: argparse.Namespace) -> str:
+    return args.name or args.model or args.onnx.stem
+
+
+def output_dir(args: argparse.Namespace) -> Path:
+    h, w = args.hw
+    return args.out or Path("artifacts") / f"{source_name(args)}_{h}x{w}"
+
+
+def held_out_images(folder: Path | None, count: int = VERIFY_COUNT) -> list[Path]:
+    """A deterministic sample of verification images, never the calibration ones (default: WIDER val)."""
+    folder = folder or shared_dir() / "data" / "widerface" / "WIDER_val" / "images"
+    if not folder.is_dir():
+        raise UsageError(f"{folder}: no held-out images to verify on; pass --verify-images DIR")
+    return sample_representative(list_images(folder), count, seed=1)
+
+
+def tool_versions(*distributions: str) -> dict[str, str]:
+    versions = {}
+    for dist in distributions:
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+@contextmanager
+def step(label: str) -> Iterator[None]:
+    """Log a conversion step with its duration."""
+    log.info("%s ...", label)
+    start = time.perf_counter()
+    yield
+    log.info("%s done in %.1f s", label, time.perf_counter() - start)
+
+
+@contextmanager
+def tool_output_to(log_path: Path, verbose: bool = False) -> Iterator[None]:
+    """Send what third-party tools print (also from C++, straight to fds 1 and 2) to a log file.
+
+    On failure the log's last lines are shown, so a user sees why without rerunning with -v.
+    """
+    if verbose:
+        yield
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    failed = False
+    with open(log_path, "ab") as log_file:
+        os.dup2(log_file.fileno(), 1)
+        os.dup2(log_file.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            for fd, copy in zip((1, 2), saved):
+                os.dup2(copy, fd)
+                os.close(copy)
+            if failed:
+                tail = Path(log_path).read_text(errors="replace").splitlines()[-30:]
+                print("\n".join([f"--- last lines of {log_path}", *tail]), file=sys.stderr)
+
+
+def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> None:
+    """Run a converter main: user errors print one clear line and exit 2; the exit code is main's."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    try:
+        code = main(argv)
+    except (UsageError, FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        code = 2
+    sys.exit(code)

@@ -1,0 +1,152 @@
+"""One flow for every backend: hub ONNX → calibration (INT8) → backend conversion → stage, verify, commit.
+
+A backend module supplies a BackendConverter (its suffix, layout and a `convert` function); everything else,
+from argument parsing to the verification report and the exit code, is shared here.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from calibration_data.calibration import DEFAULT_COUNT, CalibrationSet, build_calibration_set
+from converters.common import add_source_arguments, held_out_images, output_dir, step, tool_versions
+from converters.onnx import HubModel, build_hub
+from converters.verify import INT8_MIN_AGREEMENT, Verifier, VerifyReport
+from models.spec import ModelSpec
+from runtimes.backend import load_backend
+from runtimes.files import atomic_output_dir, atomic_write_text
+
+
+@dataclass(frozen=True)
+class ConvertJob:
+    """What a backend's convert function gets: the hub model, a scratch folder, and the INT8 inputs."""
+
+    hub: HubModel
+    work: Path
+    int8: bool
+    int_io: bool
+    calibration: CalibrationSet | None
+    sample_canvases: np.ndarray  # (N,H,W,3) uint8 held-out canvases, for tools that want sample data of their own
+    verbose: bool = False
+
+
+@dataclass(frozen=True)
+class BackendConverter:
+    """A backend: name, artifact suffix, the layout its artifacts expect, and convert(job) → {precision: files}."""
+
+    name: str
+    suffix: str
+    layout: str
+    convert: Callable[[ConvertJob], dict[str, list[Path]]]
+    tools: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ArtifactResult:
+    precision: str
+    folder: Path
+    size_bytes: int
+    report: VerifyReport
+
+
+def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
+    add_source_arguments(parser)
+    q = parser.add_argument_group("INT8")
+    q.add_argument("--int", dest="int8", action="store_true",
+                   help="also write a full INT8 artifact (int8 weights and activations, per-channel)")
+    q.add_argument("--int-io", action="store_true", help="with --int: int8 input and output tensors too (default float I/O)")
+    q.add_argument("--calib", type=Path,
+                   help="folder of calibration images (default: the shared WIDER train images)")
+    q.add_argument("--calib-count", type=int, default=DEFAULT_COUNT,
+                   help=f"how many calibration images to sample (default {DEFAULT_COUNT})")
+    q.add_argument("--min-agreement", type=float, default=INT8_MIN_AGREEMENT,
+                   help=f"fail an INT8 artifact whose detection agreement with the ONNX is below this, "
+                        f"either way (default {INT8_MIN_AGREEMENT})")
+
+
+def backend_parser(backend: BackendConverter) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"python -m converters.{backend.name}",
+        description=(f"Convert a face detector to {backend.name} (fp32, fp16 and with --int INT8), then verify "
+                     "every artifact against the ONNX on held-out real images. Each artifact folder gets the "
+                     "model file, model.json and verify.json; the exit code is 1 if any artifact fails."))
+    add_backend_arguments(parser)
+    return parser
+
+
+def run_backend(backend: BackendConverter, args: argparse.Namespace, hub: HubModel | None = None) -> list[ArtifactResult]:
+    """Convert and verify; artifacts land in <out>/<backend>-<precision>/ atomically, verify.json inside."""
+    if args.int_io and not args.int8:
+        raise ValueError("--int-io needs --int")
+    hub = hub or build_hub(args)
+    verify_paths = held_out_images(args.verify_images, args.verify_count)
+    calibration = None
+    if args.int8:
+        with step(f"calibration set: {args.calib_count} images from {args.calib or 'the shared WIDER train images'}"):
+            calibration = build_calibration_set(args.calib, hub.spec, args.calib_count,
+                                                exclude={p.resolve() for p in verify_paths})
+    with step(f"verification reference: ONNX on {len(verify_paths)} held-out images"):
+        verifier = Verifier(load_backend(hub.path), verify_paths)
+    results = []
+    with tempfile.TemporaryDirectory(prefix=f"facekit-{backend.name}-") as work:
+        job = ConvertJob(hub, Path(work), args.int8, args.int_io, calibration,
+                         np.stack([r.canvas for r in verifier.resized]), args.verbose)
+        with step(f"convert to {backend.name}"):
+            produced = backend.convert(job)
+        for precision, files in produced.items():
+            spec = artifact_spec(hub.spec, backend, precision, calibration)
+            results.append(commit_artifact(output_dir(args) / f"{backend.name}-{precision}", files, spec,
+                                           backend, verifier, args.min_agreement))
+    return results
+
+
+def artifact_spec(hub_spec: ModelSpec, backend: BackendConverter, precision: str,
+                  calibration: CalibrationSet | None) -> ModelSpec:
+    provenance = hub_spec.provenance
+    return hub_spec.with_changes(layout=backend.layout, provenance=provenance.__class__(
+        source=provenance.source, source_sha256=provenance.source_sha256, converter=f"converters.{backend.name}",
+        precision=precision, calibration_sha256=calibration.sha256 if calibration and "int8" in precision else "",
+        tool_versions={**provenance.tool_versions, **tool_versions(*backend.tools)}))
+
+
+def commit_artifact(final: Path, files: list[Path], spec: ModelSpec, backend: BackendConverter,
+                    verifier: Verifier, min_agreement: float) -> ArtifactResult:
+    """Stage model files + model.json, verify the staged copy, add verify.json, then rename into place."""
+    with atomic_output_dir(final) as tmp:
+        for file in files:
+            shutil.copyfile(file, tmp / f"model{file.suffix}")
+        spec.save(tmp / "model.json")
+        staged = tmp / f"model{backend.suffix}"
+        with step(f"verify {final.name}"):
+            report = verifier.check(load_backend(staged, spec=spec), spec.provenance.precision, min_agreement)
+        report.artifact = str(final / staged.name)
+        atomic_write_text(tmp / "verify.json", json.dumps(report.to_dict(), indent=2) + "\n")
+    size = sum((final / f"model{f.suffix}").stat().st_size for f in files)
+    return ArtifactResult(spec.provenance.precision, final, size, report)
+
+
+def summary_table(results: list[ArtifactResult]) -> str:
+    """A Markdown table: artifact, size, score cosine, detection agreement both ways, pass/fail."""
+    lines = ["| artifact | size (MB) | score cosine | ONNX dets matched | artifact dets matched | result |",
+             "|---|---|---|---|---|---|"]
+    for r in results:
+        a = r.report.agreement
+        verdict = "pass" if r.report.passed else "FAIL: " + "; ".join(r.report.failures)
+        lines.append(f"| {r.folder} | {r.size_bytes / 1e6:.2f} | {r.report.score_cosine:.6f} | "
+                     f"{a.reference_matched:.3f} ({a.reference_detections}) | "
+                     f"{a.artifact_matched:.3f} ({a.artifact_detections}) | {verdict} |")
+    return "\n".join(lines)
+
+
+def backend_main(backend: BackendConverter, argv: list[str] | None = None) -> int:
+    args = backend_parser(backend).parse_args(argv)
+    results = run_backend(backend, args)
+    print(summary_table(results))
+    return 0 if all(r.report.passed for r in results) else 1

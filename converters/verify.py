@@ -1,0 +1,137 @@
+"""Verify a converted artifact against its ONNX source on held-out real images.
+
+Per output: max abs diff and cosine. After decode + NMS: detection agreement (the share of ONNX detections
+with score ≥ 0.5 that the artifact matches at IoU ≥ 0.5, and the reverse). Cosine alone misjudges INT8:
+clipped score heads keep a high cosine and lose faces, so INT8 is judged on agreement.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from calibration_data.images import read_images
+from models.spec import ModelSpec
+from runtimes.backend import Backend
+from runtimes.detections import Detections
+from runtimes.detector import Detector
+from runtimes.nms import box_iou
+from runtimes.preprocess import Resized, normalize, resize_to_canvas
+
+FLOAT_MIN_SCORE_COSINE = 0.9999
+INT8_MIN_AGREEMENT = 0.95  # both ways; a well-calibrated INT8 SCRFD keeps AP within a point at about 0.97+
+DETECTION_SCORE = 0.5
+MATCH_IOU = 0.5
+
+
+@dataclass(frozen=True)
+class OutputDiff:
+    name: str
+    max_abs_diff: float
+    cosine: float
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """Detections of the reference matched by the artifact (and the reverse), summed over all images."""
+
+    reference_detections: int
+    artifact_detections: int
+    reference_matched: float
+    artifact_matched: float
+
+
+@dataclass
+class VerifyReport:
+    artifact: str
+    precision: str
+    images: list[str]
+    outputs: list[OutputDiff]
+    score_cosine: float
+    agreement: Agreement
+    thresholds: dict[str, float]
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "passed": self.passed}
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
+    denom = np.linalg.norm(a) * np.linalg.norm(b)
+    return float(a @ b / denom) if denom > 0 else float(np.array_equal(a, b))
+
+
+def face_scores(outputs: list[np.ndarray], spec: ModelSpec) -> np.ndarray:
+    """All face-score values of one image's canonical outputs, as one vector."""
+    if spec.family == "ultraface":
+        return outputs[0][:, 1]
+    return np.concatenate([o[:, 0] for name, o in zip(spec.output_names, outputs) if name.startswith("score")])
+
+
+def match_count(reference: Detections, test: Detections, iou: float = MATCH_IOU) -> int:
+    """How many one-to-one pairs reference and test boxes form at IoU ≥ iou (greedy, highest IoU first)."""
+    if not len(reference) or not len(test):
+        return 0
+    ious = box_iou(reference.boxes, test.boxes)
+    matched = 0
+    while ious.size and ious.max() >= iou:
+        r, t = np.unravel_index(np.argmax(ious), ious.shape)
+        matched += 1
+        ious[r, :] = -1
+        ious[:, t] = -1
+    return matched
+
+
+class Verifier:
+    """Holds the held-out images and the reference (ONNX) outputs, and checks any number of artifacts against them."""
+
+    def __init__(self, reference: Backend, image_paths: list[Path]):
+        self.spec = reference.spec
+        self.names = [p.name for p in image_paths]
+        rgb = self.spec.channel_order == "RGB"
+        self.resized: list[Resized] = [resize_to_canvas(img, *self.spec.hw, self.spec.resize, rgb)
+                                       for img in read_images(image_paths)]
+        self.reference_outputs = self._run(reference)
+        self.reference_detections = self._detections(reference, self.reference_outputs)
+
+    def _run(self, backend: Backend) -> list[list[np.ndarray]]:
+        return [backend(normalize(r.canvas[None], self.spec, backend.spec.layout)) for r in self.resized]
+
+    def _detections(self, backend: Backend, outputs: list[list[np.ndarray]]) -> list[Detections]:
+        detector = Detector(backend, score_threshold=DETECTION_SCORE)
+        return [detector.postprocess(o, r) for o, r in zip(outputs, self.resized)]
+
+    def check(self, backend: Backend, precision: str, min_agreement: float = INT8_MIN_AGREEMENT,
+              min_cosine: float = FLOAT_MIN_SCORE_COSINE) -> VerifyReport:
+        outputs = self._run(backend)
+        diffs = []
+        for k, name in enumerate(self.spec.output_names):
+            ref = np.concatenate([o[k].ravel() for o in self.reference_outputs])
+            got = np.concatenate([o[k].ravel() for o in outputs])
+            diffs.append(OutputDiff(name, float(np.abs(ref - got).max()), cosine(ref, got)))
+        score_cos = cosine(np.concatenate([face_scores(o, self.spec) for o in self.reference_outputs]),
+                           np.concatenate([face_scores(o, self.spec) for o in outputs]))
+        agreement = self._agreement(self._detections(backend, outputs))
+        is_int8 = precision.startswith("int8")
+        thresholds = {"min_agreement": min_agreement} if is_int8 else {"min_score_cosine": min_cosine}
+        failures = []
+        if not is_int8 and score_cos < min_cosine:
+            failures.append(f"score cosine {score_cos:.6f} < {min_cosine}")
+        if is_int8:
+            for label, share in (("ONNX detections matched", agreement.reference_matched),
+                                 ("artifact detections matched", agreement.artifact_matched)):
+                if share < min_agreement:
+                    failures.append(f"{label} {share:.3f} < {min_agreement}")
+        return VerifyReport(str(backend.path), precision, self.names, diffs, score_cos, agreement, thresholds, failures)
+
+    def _agreement(self, detections: list[Detections]) -> Agreement:
+        n_ref = sum(len(d) for d in self.reference_detections)
+        n_art = sum(len(d) for d in detections)
+        pairs = sum(match_count(r, a) for r, a in zip(self.reference_detections, detections))
+        return Agreement(n_ref, n_art, pairs / n_ref if n_ref else 1.0, pairs / n_art if n_art else 1.0)

@@ -1,0 +1,58 @@
+"""The model registry: name → PyTorch builder and the spec of its outputs at a given input size."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from models.scrfd import SCRFD, SCRFD_500M, SCRFD_500M_KPS
+from models.spec import ModelSpec, scrfd_spec, ultraface_spec
+from models.ultraface import UltraFace
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    builder: Callable[[], nn.Module]
+    spec: Callable[[int, int], ModelSpec]
+    resize: str = "letterbox"
+
+
+MODELS: dict[str, ModelEntry] = {
+    "scrfd_500m": ModelEntry(lambda: SCRFD(SCRFD_500M), lambda h, w: scrfd_spec("scrfd_500m", h, w, landmarks=False)),
+    "scrfd_500m_kps": ModelEntry(lambda: SCRFD(SCRFD_500M_KPS),
+                                 lambda h, w: scrfd_spec("scrfd_500m_kps", h, w, landmarks=True)),
+    "ultraface_slim": ModelEntry(lambda: UltraFace(rfb=False), lambda h, w: ultraface_spec("ultraface_slim", h, w)),
+    "ultraface_rfb": ModelEntry(lambda: UltraFace(rfb=True), lambda h, w: ultraface_spec("ultraface_rfb", h, w)),
+}
+
+
+def entry(name: str) -> ModelEntry:
+    if name not in MODELS:
+        raise KeyError(f"unknown model {name!r}; registered: {', '.join(MODELS)}")
+    return MODELS[name]
+
+
+def build(name: str, weights: str | Path | None = None) -> nn.Module:
+    """The model `name` in eval mode, with `weights` (a state dict .pth/.pt) loaded strictly when given."""
+    model = entry(name).builder()
+    if weights is not None:
+        model.load_state_dict(load_state_dict(weights), strict=True)
+    return model.eval()
+
+
+def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """A state dict from a .pth file (bare, or under 'state_dict'/'model'), with any 'module.' prefix removed."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such weights file")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ValueError(f"{path}: not a readable PyTorch state dict ({err})") from err
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    return {k.removeprefix("module."): v for k, v in state.items()}

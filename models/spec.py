@@ -1,0 +1,163 @@
+"""ModelSpec: everything a runtime needs to know about a converted model, saved as model.json.
+
+Torch-free on purpose: runtimes and eval read specs on devices without torch.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+FAMILIES = ("scrfd", "ultraface")
+LAYOUTS = ("NCHW", "NHWC")
+RESIZES = ("letterbox", "stretch")
+SIZE_MULTIPLE = 32
+
+
+def nearest_multiples(value: int, multiple: int = SIZE_MULTIPLE) -> tuple[int, ...]:
+    """The valid sizes just below and above `value` (one if `value` sits below the first multiple)."""
+    below = (value // multiple) * multiple
+    return tuple(v for v in (below, below + multiple) if v > 0)
+
+
+def check_input_size(h: int, w: int) -> None:
+    """Raise ValueError naming the bad value and the nearest valid ones unless H and W divide by 32."""
+    for axis, value in (("H", h), ("W", w)):
+        if value <= 0 or value % SIZE_MULTIPLE:
+            hint = " or ".join(str(v) for v in nearest_multiples(max(value, 1)))
+            raise ValueError(f"{axis}={value} must be divisible by {SIZE_MULTIPLE} (try {hint})")
+
+
+def parse_hw(text: str) -> tuple[int, int]:
+    """Parse 'H,W' (e.g. '480,640') and check both divide by 32."""
+    parts = text.replace("x", ",").split(",")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise ValueError(f"--hw expects H,W such as 480,640, got {text!r}")
+    h, w = (int(p) for p in parts)
+    check_input_size(h, w)
+    return h, w
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where an artifact came from: source file and hash, converter, tool versions, precision, calibration set."""
+
+    source: str = ""
+    source_sha256: str = ""
+    converter: str = ""
+    precision: str = "fp32"
+    calibration_sha256: str = ""
+    tool_versions: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The contract between converters and runtimes (see DESIGN.md). Frozen; JSON round trip via to_json/from_json."""
+
+    name: str
+    family: str
+    input_h: int
+    input_w: int
+    strides: tuple[int, ...]
+    output_names: tuple[str, ...]
+    input_name: str = "input"
+    channel_order: str = "RGB"
+    mean: tuple[float, float, float] = (127.5, 127.5, 127.5)
+    std: tuple[float, float, float] = (128.0, 128.0, 128.0)
+    layout: str = "NCHW"
+    resize: str = "letterbox"
+    anchors_per_location: int = 2
+    has_landmarks: bool = False
+    min_boxes: tuple[tuple[int, ...], ...] = ()
+    center_variance: float = 0.1
+    size_variance: float = 0.2
+    provenance: Provenance = field(default_factory=Provenance)
+
+    def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise ValueError(f"family={self.family!r} must be one of {FAMILIES}")
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"layout={self.layout!r} must be one of {LAYOUTS}")
+        if self.resize not in RESIZES:
+            raise ValueError(f"resize={self.resize!r} must be one of {RESIZES}")
+        check_input_size(self.input_h, self.input_w)
+
+    @property
+    def hw(self) -> tuple[int, int]:
+        return self.input_h, self.input_w
+
+    def output_shapes(self) -> tuple[tuple[int, int], ...]:
+        """The (N, C) shape of each canonical output, in canonical order, for this input size."""
+        if self.family == "scrfd":
+            shapes = []
+            for s in self.strides:
+                n = (self.input_h // s) * (self.input_w // s) * self.anchors_per_location
+                shapes += [(n, 1), (n, 4)] + ([(n, 10)] if self.has_landmarks else [])
+            return tuple(shapes)
+        n = sum(
+            math.ceil(self.input_h / s) * math.ceil(self.input_w / s) * len(boxes)
+            for s, boxes in zip(self.strides, self.min_boxes)
+        )
+        return ((n, 2), (n, 4))
+
+    def with_changes(self, **changes) -> ModelSpec:
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelSpec:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown ModelSpec fields {sorted(unknown)}")
+        values = dict(data)
+        values["provenance"] = Provenance(**values.get("provenance", {}))
+        for key in ("strides", "output_names", "mean", "std"):
+            if key in values:
+                values[key] = tuple(values[key])
+        values["min_boxes"] = tuple(tuple(b) for b in values.get("min_boxes", ()))
+        return cls(**values)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelSpec:
+        return cls.from_dict(json.loads(text))
+
+    def save(self, path: str | Path) -> None:
+        from runtimes.files import atomic_write_text
+
+        atomic_write_text(Path(path), self.to_json() + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> ModelSpec:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no model.json (every artifact needs its spec; convert with python -m converters.<backend>)")
+        try:
+            return cls.from_json(path.read_text())
+        except (json.JSONDecodeError, TypeError, ValueError) as err:
+            raise ValueError(f"{path}: not a valid model.json ({err})") from err
+
+
+def scrfd_spec(name: str, h: int, w: int, *, landmarks: bool, anchors: int = 2) -> ModelSpec:
+    """The spec of an insightface SCRFD model: strides 8/16/32, (x-127.5)/128 RGB."""
+    strides = (8, 16, 32)
+    heads = ("score", "bbox", "kps") if landmarks else ("score", "bbox")
+    names = tuple(f"{head}_{s}" for s in strides for head in heads)
+    return ModelSpec(name=name, family="scrfd", input_h=h, input_w=w, strides=strides, output_names=names,
+                     input_name="input", anchors_per_location=anchors, has_landmarks=landmarks)
+
+
+ULTRAFACE_MIN_BOXES = ((10, 16, 24), (32, 48), (64, 96), (128, 192, 256))
+
+
+def ultraface_spec(name: str, h: int, w: int) -> ModelSpec:
+    """The spec of an Ultra-Light-Fast-Generic-Face-Detector model: 4 prior levels, (x-127)/128 RGB."""
+    return ModelSpec(name=name, family="ultraface", input_h=h, input_w=w, strides=(8, 16, 32, 64),
+                     output_names=("scores", "boxes"), input_name="input", mean=(127.0, 127.0, 127.0),
+                     anchors_per_location=0, min_boxes=ULTRAFACE_MIN_BOXES)

@@ -1,0 +1,75 @@
+"""The Backend interface, the table of adapters by file suffix, and the mapping of raw outputs to canonical order."""
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import numpy as np
+
+from models.spec import ModelSpec
+
+# Adding a backend: one adapter module and one line here (artifact suffix -> "module:Class").
+BACKENDS = {
+    ".onnx": "runtimes.onnxruntime:OnnxBackend",
+    ".tflite": "runtimes.tflite:TFLiteBackend",
+}
+
+
+class Backend(ABC):
+    """A loaded artifact: takes the preprocessed blob, returns the canonical raw outputs as (N,C) float32 arrays."""
+
+    def __init__(self, path: Path, spec: ModelSpec, threads: int | None = None):
+        self.path, self.spec, self.threads = Path(path), spec, threads
+
+    @abstractmethod
+    def forward(self, blob: np.ndarray) -> list[np.ndarray]:
+        """Run the artifact once; outputs in whatever order and naming the format produced."""
+
+    def __call__(self, blob: np.ndarray) -> list[np.ndarray]:
+        return canonical_outputs(self.forward(blob), self.spec)
+
+
+def canonical_order(shapes: list[tuple[int, ...]], spec: ModelSpec) -> list[int]:
+    """For each canonical output, the index of the raw output whose (N,C) shape it has.
+
+    Formats rename (pnnx: out0..) or shuffle (onnx2tf quantized files) outputs; shapes survive every format,
+    and the spec makes them unique, so this never guesses: a mismatch is an error.
+    """
+    flat = [(int(np.prod(s[:-1], dtype=np.int64)), int(s[-1])) if len(s) else (0, 0) for s in shapes]
+    expected = list(spec.output_shapes())
+    if sorted(flat) != sorted(expected):
+        raise ValueError(f"outputs of shapes {[tuple(s) for s in shapes]} do not match {spec.family} "
+                         f"at {spec.input_h}x{spec.input_w}, which has {list(zip(spec.output_names, expected))}")
+    return [flat.index(shape) for shape in expected]
+
+
+def canonical_outputs(outputs: list[np.ndarray], spec: ModelSpec) -> list[np.ndarray]:
+    """Raw outputs in any order → (N,C) float32 arrays in the spec's canonical order."""
+    order = canonical_order([np.shape(o) for o in outputs], spec)
+    return [np.asarray(outputs[i], np.float32).reshape(shape) for i, shape in zip(order, spec.output_shapes())]
+
+
+def resolve_artifact(path: str | Path) -> tuple[Path, Path]:
+    """An artifact file or its folder → (model file, model.json beside it)."""
+    path = Path(path)
+    if path.is_dir():
+        candidates = sorted(p for p in path.iterdir() if p.suffix in BACKENDS)
+        if len(candidates) != 1:
+            raise FileNotFoundError(f"{path}: expected one model file ({', '.join(BACKENDS)}) in the folder, "
+                                    f"found {[p.name for p in candidates]}")
+        path = candidates[0]
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such model file")
+    if path.suffix not in BACKENDS:
+        raise ValueError(f"{path}: unknown artifact type {path.suffix!r}; supported: {', '.join(BACKENDS)}")
+    return path, path.parent / "model.json"
+
+
+def load_backend(path: str | Path, threads: int | None = None, spec: ModelSpec | None = None) -> Backend:
+    """Load any artifact through the adapter its suffix names; the spec comes from its model.json unless given."""
+    model_path, spec_path = resolve_artifact(path)
+    spec = spec or ModelSpec.load(spec_path)
+    module_name, class_name = BACKENDS[model_path.suffix].split(":")
+    adapter = getattr(importlib.import_module(module_name), class_name)
+    return adapter(model_path, spec, threads)

@@ -1,0 +1,24 @@
+"""onnxruntime adapter (CPU)."""
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+
+from runtimes.backend import Backend
+
+
+class OnnxBackend(Backend):
+    def __init__(self, path, spec, threads=None):
+        super().__init__(path, spec, threads)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or 0
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises several unrelated types for bad files
+            raise ValueError(f"{path}: onnxruntime cannot load this model ({err})") from err
+        self.input_name = self.session.get_inputs()[0].name
+
+    def forward(self, blob: np.ndarray) -> list[np.ndarray]:
+        return self.session.run(None, {self.input_name: blob})
