@@ -1,4 +1,4 @@
-"""Calibration sets: a deterministic, representative sample of images in the model's own preprocessing, cached by hash."""
+"""Calibration sets: a deterministic, representative image sample in the model's own preprocessing, cached by hash."""
 from __future__ import annotations
 
 import hashlib

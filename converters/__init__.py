@@ -1,1 +1,1 @@
-"""PyTorch/ONNX → verified TFLite (and later NCNN, MNN) artifacts; each backend runs as `python -m converters.<name>`."""
+"""PyTorch/ONNX → verified TFLite (later NCNN, MNN) artifacts; each backend runs as `python -m converters.<name>`."""

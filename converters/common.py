@@ -6,10 +6,10 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import Callable, Iterator
 
 from calibration_data.calibration import sample_representative
 from calibration_data.images import list_images
@@ -38,7 +38,8 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--onnx", type=Path, help="an existing ONNX file (e.g. insightface's scrfd_500m_kps.onnx)")
     src.add_argument("--family", choices=("scrfd", "ultraface"),
                      help="with --onnx: the detector family; checked against the output shapes")
-    src.add_argument("--model", help="a registered PyTorch model: scrfd_500m, scrfd_500m_kps, ultraface_slim, ultraface_rfb")
+    src.add_argument("--model",
+                     help="a registered PyTorch model: scrfd_500m, scrfd_500m_kps, ultraface_slim, ultraface_rfb")
     src.add_argument("--weights", type=Path, help="with --model: a state dict (.pth) loaded strictly")
     parser.add_argument("--hw", default="480,640", type=_hw,
                         help="fixed input H,W, each divisible by 32 (default 480,640)")

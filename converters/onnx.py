@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,8 +15,16 @@ import numpy as np
 import onnx
 from onnx import shape_inference, version_converter
 
-from converters.common import (UsageError, add_source_arguments, check_source, held_out_images, output_dir,
-                               run_cli, source_name, step, tool_versions)
+from converters.common import (
+    add_source_arguments,
+    check_source,
+    held_out_images,
+    output_dir,
+    run_cli,
+    source_name,
+    step,
+    tool_versions,
+)
 from models.spec import ModelSpec, Provenance, check_input_size, scrfd_spec, ultraface_spec
 from runtimes.backend import canonical_order
 from runtimes.files import atomic_output_dir, sha256_file
@@ -102,7 +111,7 @@ def spec_for(family: str, name: str, h: int, w: int, shapes: list[tuple[int, ...
         return ultraface_spec(name, h, w)
     if family != "scrfd":
         raise ValueError(f"family {family!r} must be scrfd or ultraface")
-    cells = (h // 8) * (w // 8)
+    cells = math.ceil(h / 8) * math.ceil(w / 8)
     largest = max((int(np.prod(s[:-1])) for s in shapes), default=0)
     if largest == 0 or largest % cells:
         raise ValueError(f"outputs {shapes} are not SCRFD stride-8/16/32 outputs at {h}x{w}")
@@ -126,7 +135,8 @@ def rename_outputs(model: onnx.ModelProto, spec: ModelSpec) -> onnx.ModelProto:
     return model
 
 
-def fix_onnx(model: onnx.ModelProto, family: str, h: int, w: int, opset: int, name: str) -> tuple[onnx.ModelProto, ModelSpec]:
+def fix_onnx(model: onnx.ModelProto, family: str, h: int, w: int, opset: int,
+             name: str) -> tuple[onnx.ModelProto, ModelSpec]:
     """Fixed 1×3×H×W input, requested opset, inferred shapes, simplified, canonical outputs, checked."""
     check_input_size(h, w)
     input_name = graph_input(model).name

@@ -9,9 +9,9 @@ import argparse
 import json
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -61,7 +61,8 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     q = parser.add_argument_group("INT8")
     q.add_argument("--int", dest="int8", action="store_true",
                    help="also write a full INT8 artifact (int8 weights and activations, per-channel)")
-    q.add_argument("--int-io", action="store_true", help="with --int: int8 input and output tensors too (default float I/O)")
+    q.add_argument("--int-io", action="store_true",
+                   help="with --int: int8 input and output tensors too (default float I/O)")
     q.add_argument("--calib", type=Path,
                    help="folder of calibration images (default: the shared WIDER train images)")
     q.add_argument("--calib-count", type=int, default=DEFAULT_COUNT,
@@ -81,7 +82,8 @@ def backend_parser(backend: BackendConverter) -> argparse.ArgumentParser:
     return parser
 
 
-def run_backend(backend: BackendConverter, args: argparse.Namespace, hub: HubModel | None = None) -> list[ArtifactResult]:
+def run_backend(backend: BackendConverter, args: argparse.Namespace,
+                hub: HubModel | None = None) -> list[ArtifactResult]:
     """Convert and verify; artifacts land in <out>/<backend>-<precision>/ atomically, verify.json inside."""
     if args.int_io and not args.int8:
         raise ValueError("--int-io needs --int")

@@ -1,9 +1,9 @@
 """The model registry: name → PyTorch builder and the spec of its outputs at a given input size."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
@@ -39,7 +39,11 @@ def build(name: str, weights: str | Path | None = None) -> nn.Module:
     """The model `name` in eval mode, with `weights` (a state dict .pth/.pt) loaded strictly when given."""
     model = entry(name).builder()
     if weights is not None:
-        model.load_state_dict(load_state_dict(weights), strict=True)
+        try:
+            model.load_state_dict(load_state_dict(weights), strict=True)
+        except RuntimeError as err:  # missing/unexpected keys or shape mismatches
+            first = str(err).splitlines()[0:3]
+            raise ValueError(f"{weights}: these weights do not fit {name} ({' '.join(first)})") from err
     return model.eval()
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 import torch.nn.functional as F
 from torch import nn
 
@@ -75,7 +74,8 @@ class PAFPN(nn.Module):
     def forward(self, inputs):
         laterals = [conv(x) for conv, x in zip(self.lateral_convs, inputs)]
         for i in range(len(laterals) - 1, 0, -1):
-            laterals[i - 1] = laterals[i - 1] + F.interpolate(laterals[i], size=laterals[i - 1].shape[2:], mode="nearest")
+            upsampled = F.interpolate(laterals[i], size=laterals[i - 1].shape[2:], mode="nearest")
+            laterals[i - 1] = laterals[i - 1] + upsampled
         inter = [conv(x) for conv, x in zip(self.fpn_convs, laterals)]
         for i in range(len(inter) - 1):
             inter[i + 1] = inter[i + 1] + self.downsample_convs[i](inter[i])

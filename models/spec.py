@@ -81,7 +81,10 @@ class ModelSpec:
             raise ValueError(f"layout={self.layout!r} must be one of {LAYOUTS}")
         if self.resize not in RESIZES:
             raise ValueError(f"resize={self.resize!r} must be one of {RESIZES}")
-        check_input_size(self.input_h, self.input_w)
+        if self.input_h <= 0 or self.input_w <= 0:
+            raise ValueError(f"input size {self.input_h}x{self.input_w} must be positive")
+        # H, W divisible by 32 is the converters' rule (check_input_size), not the spec's: third-party
+        # models such as Ultra-Light's own 320x240 files must still be describable.
 
     @property
     def hw(self) -> tuple[int, int]:
@@ -92,7 +95,7 @@ class ModelSpec:
         if self.family == "scrfd":
             shapes = []
             for s in self.strides:
-                n = (self.input_h // s) * (self.input_w // s) * self.anchors_per_location
+                n = math.ceil(self.input_h / s) * math.ceil(self.input_w / s) * self.anchors_per_location
                 shapes += [(n, 1), (n, 4)] + ([(n, 10)] if self.has_landmarks else [])
             return tuple(shapes)
         n = sum(
@@ -137,7 +140,8 @@ class ModelSpec:
     def load(cls, path: str | Path) -> ModelSpec:
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: no model.json (every artifact needs its spec; convert with python -m converters.<backend>)")
+            raise FileNotFoundError(f"{path}: no model.json (every artifact needs its spec; "
+                                    "convert with python -m converters.<backend>)")
         try:
             return cls.from_json(path.read_text())
         except (json.JSONDecodeError, TypeError, ValueError) as err:

@@ -108,7 +108,8 @@ class UltraFace(nn.Module):
         for layer in self.extras:
             x = layer(x)
             features.append(x)
-        scores = torch.cat([self._flatten(h(f), self.num_classes) for h, f in zip(self.classification_headers, features)], 1)
+        scores = torch.cat([self._flatten(h(f), self.num_classes)
+                            for h, f in zip(self.classification_headers, features)], 1)
         boxes = torch.cat([self._flatten(h(f), 4) for h, f in zip(self.regression_headers, features)], 1)
         return torch.softmax(scores, dim=2), boxes
 

@@ -16,7 +16,7 @@ from models.spec import ModelSpec
 @lru_cache(maxsize=32)
 def anchor_centers(h: int, w: int, stride: int, anchors: int) -> np.ndarray:
     """(H/s·W/s·anchors, 2) float32 x,y anchor centres in input pixels, row-major, each repeated per anchor."""
-    ys, xs = np.mgrid[: h // stride, : w // stride]
+    ys, xs = np.mgrid[: math.ceil(h / stride), : math.ceil(w / stride)]
     centers = np.stack([xs, ys], axis=-1).reshape(-1, 2).astype(np.float32) * stride
     return np.repeat(centers, anchors, axis=0)
 
@@ -55,7 +55,10 @@ def decode_ssd(locations: np.ndarray, priors: np.ndarray, center_variance: float
 
 def decode(outputs: list[np.ndarray], spec: ModelSpec, score_threshold: float
            ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Canonical raw outputs → boxes (M,4) xyxy, scores (M,), landmarks (M,5,2)|None in input pixels, score ≥ threshold."""
+    """Canonical raw outputs → boxes (M,4) xyxy, scores (M,), landmarks (M,5,2)|None in input pixels.
+
+    Only candidates with score ≥ threshold are decoded.
+    """
     if spec.family == "scrfd":
         return _decode_scrfd(outputs, spec, score_threshold)
     scores, locations = outputs

@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
                                       nms_threshold=args.nms, resize=args.resize)
     detections = detector(image)
     for i in range(len(detections)):
-        record = {"box": [round(float(v), 1) for v in detections.boxes[i]], "score": round(float(detections.scores[i]), 4)}
+        record = {"box": [round(float(v), 1) for v in detections.boxes[i]],
+                  "score": round(float(detections.scores[i]), 4)}
         if detections.landmarks is not None:
             record["landmarks"] = [[round(float(v), 1) for v in p] for p in detections.landmarks[i]]
         print(json.dumps(record))

@@ -8,7 +8,7 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Detections:
-    """boxes (N,4) float32 xyxy in original-image pixels; scores (N,); landmarks (N,5,2) or None; track_ids (N,) or None."""
+    """boxes (N,4) float32 xyxy in original-image pixels; scores (N,); landmarks (N,5,2) or None; track ids or None."""
 
     boxes: np.ndarray
     scores: np.ndarray

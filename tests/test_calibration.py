@@ -1,0 +1,73 @@
+import shutil
+
+import numpy as np
+import pytest
+
+from calibration_data import build_calibration_set, list_images
+from calibration_data.calibration import sample_representative
+from models.spec import scrfd_spec
+from tests.conftest import TRAIN_IMAGES, requires_shared
+
+SPEC = scrfd_spec("s", 96, 128, landmarks=False)
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    """Six real WIDER train images from two events."""
+    folder = tmp_path / "images"
+    for event in sorted(p for p in TRAIN_IMAGES.iterdir() if p.is_dir())[:2]:
+        (folder / event.name).mkdir(parents=True)
+        for image in sorted(event.glob("*.jpg"))[:3]:
+            shutil.copy(image, folder / event.name / image.name)
+    return folder
+
+
+def test_empty_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="no images.*it is empty"):
+        build_calibration_set(tmp_path, SPEC, 4, cache_dir=tmp_path / "cache")
+
+
+def test_folder_without_images_names_what_it_found(tmp_path):
+    (tmp_path / "notes.txt").write_text("not an image")
+    with pytest.raises(ValueError, match="notes.txt"):
+        list_images(tmp_path)
+
+
+def test_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such image folder"):
+        build_calibration_set(tmp_path / "nope", SPEC, 4)
+
+
+@requires_shared
+def test_unreadable_image_is_named_and_nothing_is_cached(image_folder, tmp_path):
+    bad = image_folder / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8 this is not a jpeg")
+    cache = tmp_path / "cache"
+    with pytest.raises(ValueError, match="broken.jpg"):
+        build_calibration_set(image_folder, SPEC, 10, cache_dir=cache)
+    assert not cache.exists() or not any(cache.iterdir())
+
+
+@requires_shared
+def test_calibration_set_is_deterministic_preprocessed_and_cached(image_folder, tmp_path):
+    cache = tmp_path / "cache"
+    first = build_calibration_set(image_folder, SPEC, 4, cache_dir=cache)
+    cached = list(cache.iterdir())
+    second = build_calibration_set(image_folder, SPEC, 4, cache_dir=cache)
+    assert first.sha256 == second.sha256 and first.paths == second.paths
+    assert [p.name for p in cache.iterdir()] == [p.name for p in cached]
+    assert first.canvases.shape == (4, 96, 128, 3) and first.canvases.dtype == np.uint8
+    np.testing.assert_array_equal(first.canvases, second.canvases)
+    unit = first.unit_nhwc()
+    assert unit.min() >= 0 and unit.max() <= 1
+    normalized = first.normalized(SPEC)
+    assert normalized.shape == (4, 3, 96, 128)
+    np.testing.assert_allclose(normalized[0, :, 0, 0], (first.canvases[0, 0, 0] - 127.5) / 128)
+
+
+def test_sampling_spreads_over_subfolders(tmp_path):
+    paths = [tmp_path / event / f"{i}.jpg" for event in ("a", "b", "c") for i in range(10)]
+    chosen = sample_representative(paths, 6, seed=0)
+    assert sorted(p.parent.name for p in chosen) == ["a", "a", "b", "b", "c", "c"]
+    assert chosen == sample_representative(paths, 6, seed=0)
+    assert len(sample_representative(paths, 100)) == 30
