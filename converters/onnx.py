@@ -73,7 +73,7 @@ def set_opset(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
 
 
 def fix_input(model: onnx.ModelProto, h: int, w: int) -> onnx.ModelProto:
-    """Fix the input to 1×3×H×W and drop stale shapes so inference recomputes them."""
+    """Fix the input to 1×3×H×W and make stale shapes symbolic so inference and onnxsim recompute them."""
     dims = graph_input(model).type.tensor_type.shape.dim
     if dims[1].HasField("dim_value") and dims[1].dim_value != 3:
         raise ValueError(f"input has {dims[1].dim_value} channels, expected 3")
@@ -81,7 +81,9 @@ def fix_input(model: onnx.ModelProto, h: int, w: int) -> onnx.ModelProto:
         dim.Clear()
         dim.dim_value = value
     for output in model.graph.output:
-        output.type.tensor_type.ClearField("shape")
+        for i, dim in enumerate(output.type.tensor_type.shape.dim):
+            dim.Clear()
+            dim.dim_param = f"{output.name}_{i}"
     del model.graph.value_info[:]
     return model
 
@@ -154,6 +156,7 @@ def export_pytorch(name: str, weights: Path, h: int, w: int, opset: int):
     Uses the TorchScript exporter: the dynamo one ignores opsets below 18.
     """
     import io
+    import warnings
 
     import torch
 
@@ -162,8 +165,10 @@ def export_pytorch(name: str, weights: Path, h: int, w: int, opset: int):
     model = build(name, weights)
     spec = entry(name).spec(h, w)
     buffer = io.BytesIO()
-    torch.onnx.export(model, torch.zeros(1, 3, h, w), buffer, dynamo=False, opset_version=opset,
-                      input_names=[spec.input_name], output_names=list(spec.output_names))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the legacy exporter is chosen on purpose, see above
+        torch.onnx.export(model, torch.zeros(1, 3, h, w), buffer, dynamo=False, opset_version=opset,
+                          input_names=[spec.input_name], output_names=list(spec.output_names))
     return onnx.load_from_string(buffer.getvalue()), model
 
 

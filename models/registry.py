@@ -36,9 +36,18 @@ def entry(name: str) -> ModelEntry:
 
 
 def build(name: str, weights: str | Path | None = None) -> nn.Module:
-    """The model `name` in eval mode, with `weights` (a state dict .pth/.pt) loaded strictly when given."""
+    """The model `name` in eval mode, with `weights` loaded when given.
+
+    A state dict (.pth/.pt) loads strictly; an official insightface SCRFD .onnx has its folded weights imported.
+    """
     model = entry(name).builder()
-    if weights is not None:
+    if weights is not None and Path(weights).suffix == ".onnx":
+        if entry(name).spec(32, 32).family != "scrfd":
+            raise ValueError(f"{weights}: ONNX weights import only into SCRFD models, not {name}")
+        from models.onnx_weights import load_scrfd_onnx_weights
+
+        load_scrfd_onnx_weights(model, weights)
+    elif weights is not None:
         try:
             model.load_state_dict(load_state_dict(weights), strict=True)
         except RuntimeError as err:  # missing/unexpected keys or shape mismatches

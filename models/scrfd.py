@@ -22,6 +22,7 @@ class ScrfdConfig:
     strides: tuple[int, ...] = (8, 16, 32)
     landmarks: bool = False
     norm: str = "gn"  # "gn" (GroupNorm, 16 groups) or "bn"
+    strides_share: bool = False  # one head for all strides (larger SCRFDs) or one per stride (500M)
 
 
 SCRFD_500M = ScrfdConfig()
@@ -94,14 +95,12 @@ def dw_module(inp, oup, norm):
     )
 
 
-class SCRFD(nn.Module):
-    def __init__(self, config: ScrfdConfig = SCRFD_500M):
+class ScrfdHead(nn.Module):
+    """Stacked DW conv modules shared by classification and regression (cls_reg_share), then 3×3 predictors."""
+
+    def __init__(self, c: ScrfdConfig):
         super().__init__()
-        self.config = c = config
-        self.backbone = MobileNetV1(c.stage_blocks, c.stage_planes)
-        used = len(c.strides)
-        self.neck = PAFPN(c.stage_planes[-used:], c.neck_channels)
-        self.head_convs = nn.Sequential(*[
+        self.convs = nn.Sequential(*[
             dw_module(c.neck_channels if i == 0 else c.head_channels, c.head_channels, c.norm)
             for i in range(c.stacked_convs)])
         self.cls = nn.Conv2d(c.head_channels, c.anchors, 3, padding=1)
@@ -109,16 +108,28 @@ class SCRFD(nn.Module):
         self.kps = nn.Conv2d(c.head_channels, 10 * c.anchors, 3, padding=1) if c.landmarks else None
 
     def forward(self, x):
-        features = self.neck(self.backbone(x)[-len(self.config.strides):])
-        outputs = []
-        for feature in features:
-            feat = self.head_convs(feature)
-            outputs.append(self._flatten(self.cls(feat), 1).sigmoid())
-            outputs.append(self._flatten(self.reg(feat), 4))
-            if self.kps is not None:
-                outputs.append(self._flatten(self.kps(feat), 10))
-        return tuple(outputs)
+        feat = self.convs(x)
+        outputs = [self._flatten(self.cls(feat), 1).sigmoid(), self._flatten(self.reg(feat), 4)]
+        if self.kps is not None:
+            outputs.append(self._flatten(self.kps(feat), 10))
+        return outputs
 
     @staticmethod
     def _flatten(x, channels):
         return x.permute(0, 2, 3, 1).reshape(x.shape[0], -1, channels)
+
+
+class SCRFD(nn.Module):
+    def __init__(self, config: ScrfdConfig = SCRFD_500M):
+        super().__init__()
+        self.config = c = config
+        self.backbone = MobileNetV1(c.stage_blocks, c.stage_planes)
+        self.neck = PAFPN(c.stage_planes[-len(c.strides):], c.neck_channels)
+        self.heads = nn.ModuleList(ScrfdHead(c) for _ in range(1 if c.strides_share else len(c.strides)))
+
+    def forward(self, x):
+        features = self.neck(self.backbone(x)[-len(self.config.strides):])
+        outputs = []
+        for i, feature in enumerate(features):
+            outputs += self.heads[0 if self.config.strides_share else i](feature)
+        return tuple(outputs)

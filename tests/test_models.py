@@ -41,3 +41,27 @@ def test_every_registered_model_matches_its_spec_outputs(name):
 def test_unknown_model_lists_the_registered_ones():
     with pytest.raises(KeyError, match="ultraface_rfb"):
         models.build("yolo")
+
+
+@requires_shared
+def test_scrfd_kps_takes_the_official_onnx_weights_and_reproduces_it():
+    onnx_path = ULTRAFACE.parent / "scrfd" / "scrfd_500m_kps.onnx"
+    model = models.build("scrfd_500m_kps", onnx_path)
+    x = torch.randn(1, 3, 480, 640, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ours = [t.numpy()[0] for t in model(x)]
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    theirs = ort.InferenceSession(str(onnx_path), options).run(None, {"input.1": x.numpy()})
+    theirs = [theirs[kind * 3 + stride] for stride in range(3) for kind in range(3)]  # by kind → by stride
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+@requires_shared
+def test_onnx_weights_do_not_fit_groupnorm_or_ultraface_models():
+    onnx_path = ULTRAFACE.parent / "scrfd" / "scrfd_500m_kps.onnx"
+    with pytest.raises(ValueError, match="GroupNorm"):
+        models.build("scrfd_500m", onnx_path)
+    with pytest.raises(ValueError, match="only into SCRFD"):
+        models.build("ultraface_rfb", onnx_path)

@@ -95,3 +95,22 @@ def test_every_converter_flag_is_explained_in_help():
     for flag in ("--int", "--int-io", "--hw", "--onnx", "--family", "--model", "--weights", "--calib", "--out",
                  "--min-agreement", "--verify-images"):
         assert flag in result.stdout
+
+
+@requires_shared
+def test_pytorch_scrfd_with_official_weights_gives_the_official_outputs(tmp_path):
+    import numpy as np
+
+    from calibration_data import read_image
+    from runtimes import load_backend
+    from runtimes.preprocess import prepare
+    from tests.conftest import VAL_IMAGES
+
+    assert onnx_main(["--model", "scrfd_500m_kps", "--weights", str(SCRFD_ONNX), "--hw", "480,640",
+                      "--out", str(tmp_path / "torch")]) == 0
+    assert onnx_main(["--onnx", str(SCRFD_ONNX), "--family", "scrfd", "--hw", "480,640",
+                      "--out", str(tmp_path / "official")]) == 0
+    ours, theirs = load_backend(tmp_path / "torch" / "onnx"), load_backend(tmp_path / "official" / "onnx")
+    blob, _ = prepare(read_image(next(VAL_IMAGES.glob("*/*.jpg"))), ours.spec)
+    for a, b in zip(ours(blob), theirs(blob), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-4)

@@ -101,3 +101,15 @@ def test_detect_cli_draws_boxes_on_faces(scrfd_tflite, tmp_path):
     assert len(records) >= 5 and all(len(r["landmarks"]) == 5 for r in records)
     drawn, original = read_image(annotated), read_image(image)
     assert drawn.shape == original.shape and (drawn != original).any()
+
+
+def test_int_io_tflite_takes_and_returns_int8(tmp_path):
+    from tests.conftest import ULTRAFACE, convert_tflite
+
+    out, attempts = convert_tflite(tmp_path, "--int-io", "--model", "ultraface_slim",
+                                   "--weights", str(ULTRAFACE / "version-slim-640.pth"))
+    assert attempts == []
+    interpreter = interpreter_class()(model_path=str(out / "tflite-int8io" / "model.tflite"))
+    assert interpreter.get_input_details()[0]["dtype"] == np.int8
+    assert all(d["dtype"] == np.int8 for d in interpreter.get_output_details())
+    assert verify_report(out, "int8io")["passed"]
