@@ -143,7 +143,11 @@ def fix_onnx(model: onnx.ModelProto, family: str, h: int, w: int, opset: int,
     check_input_size(h, w)
     input_name = graph_input(model).name
     model = set_opset(fix_input(model, h, w), opset)
-    model = simplify(shape_inference.infer_shapes(model, strict_mode=True))
+    try:
+        model = simplify(shape_inference.infer_shapes(model, strict_mode=True))
+    except Exception as err:  # onnx raises InferenceError, onnxsim RuntimeError; both mean the same to a user
+        raise ValueError(f"the model does not take a fixed 1x3x{h}x{w} input ({str(err).splitlines()[0]}); "
+                         "is --hw a size this model supports?") from err
     spec = spec_for(family, name, h, w, output_shapes(model)).with_changes(input_name=input_name)
     model = rename_outputs(model, spec)
     onnx.checker.check_model(model, full_check=True)
@@ -219,7 +223,9 @@ def build_hub(args: argparse.Namespace) -> HubModel:
     if args.model:
         with step(f"export {args.model} from PyTorch at 1x3x{h}x{w}, opset {args.opset}"):
             model, torch_model = export_pytorch(args.model, args.weights, h, w, args.opset)
-        family, source = model_family(args.model), args.weights
+        from models.registry import entry  # torch: only on this path
+
+        family, source = entry(args.model).family, args.weights
     else:
         model, family, source = load_onnx(args.onnx), args.family, args.onnx
     opset_in = opset_of(model)
@@ -232,7 +238,7 @@ def build_hub(args: argparse.Namespace) -> HubModel:
     runner = source_runner(args, torch_model)
     with step(f"compare with the source on {len(images)} real images"):
         comparison = (compare_with_source(model, spec, runner, images) if runner else
-                      {"skipped": "the source ONNX has a different fixed input size; compared at conversion only"})
+                      {"skipped": f"the source ONNX has a fixed input size other than {h}x{w}, so it cannot run at it"})
     final = output_dir(args) / "onnx"
     with atomic_output_dir(final) as tmp:
         onnx.save(model, str(tmp / "model.onnx"))
@@ -242,12 +248,6 @@ def build_hub(args: argparse.Namespace) -> HubModel:
                   "source_comparison": comparison}
         (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return HubModel(final / "model.onnx", spec)
-
-
-def model_family(name: str) -> str:
-    from models.registry import entry
-
-    return entry(name).spec(32, 32).family
 
 
 def parser() -> argparse.ArgumentParser:

@@ -10,7 +10,7 @@ import json
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -111,11 +111,11 @@ def run_backend(backend: BackendConverter, args: argparse.Namespace,
 
 def artifact_spec(hub_spec: ModelSpec, backend: BackendConverter, precision: str,
                   calibration: CalibrationSet | None) -> ModelSpec:
-    provenance = hub_spec.provenance
-    return hub_spec.with_changes(layout=backend.layout, provenance=provenance.__class__(
-        source=provenance.source, source_sha256=provenance.source_sha256, converter=f"converters.{backend.name}",
-        precision=precision, calibration_sha256=calibration.sha256 if calibration and "int8" in precision else "",
-        tool_versions={**provenance.tool_versions, **tool_versions(*backend.tools)}))
+    provenance = replace(
+        hub_spec.provenance, converter=f"converters.{backend.name}", precision=precision,
+        calibration_sha256=calibration.sha256 if calibration and "int8" in precision else "",
+        tool_versions={**hub_spec.provenance.tool_versions, **tool_versions(*backend.tools)})
+    return hub_spec.with_changes(layout=backend.layout, provenance=provenance)
 
 
 def commit_artifact(final: Path, files: list[Path], spec: ModelSpec, backend: BackendConverter,

@@ -15,17 +15,20 @@ from models.ultraface import UltraFace
 
 @dataclass(frozen=True)
 class ModelEntry:
+    family: str
     builder: Callable[[], nn.Module]
     spec: Callable[[int, int], ModelSpec]
-    resize: str = "letterbox"
 
 
 MODELS: dict[str, ModelEntry] = {
-    "scrfd_500m": ModelEntry(lambda: SCRFD(SCRFD_500M), lambda h, w: scrfd_spec("scrfd_500m", h, w, landmarks=False)),
-    "scrfd_500m_kps": ModelEntry(lambda: SCRFD(SCRFD_500M_KPS),
+    "scrfd_500m": ModelEntry("scrfd", lambda: SCRFD(SCRFD_500M),
+                             lambda h, w: scrfd_spec("scrfd_500m", h, w, landmarks=False)),
+    "scrfd_500m_kps": ModelEntry("scrfd", lambda: SCRFD(SCRFD_500M_KPS),
                                  lambda h, w: scrfd_spec("scrfd_500m_kps", h, w, landmarks=True)),
-    "ultraface_slim": ModelEntry(lambda: UltraFace(rfb=False), lambda h, w: ultraface_spec("ultraface_slim", h, w)),
-    "ultraface_rfb": ModelEntry(lambda: UltraFace(rfb=True), lambda h, w: ultraface_spec("ultraface_rfb", h, w)),
+    "ultraface_slim": ModelEntry("ultraface", lambda: UltraFace(rfb=False),
+                                 lambda h, w: ultraface_spec("ultraface_slim", h, w)),
+    "ultraface_rfb": ModelEntry("ultraface", lambda: UltraFace(rfb=True),
+                                lambda h, w: ultraface_spec("ultraface_rfb", h, w)),
 }
 
 
@@ -42,7 +45,7 @@ def build(name: str, weights: str | Path | None = None) -> nn.Module:
     """
     model = entry(name).builder()
     if weights is not None and Path(weights).suffix == ".onnx":
-        if entry(name).spec(32, 32).family != "scrfd":
+        if entry(name).family != "scrfd":
             raise ValueError(f"{weights}: ONNX weights import only into SCRFD models, not {name}")
         from models.onnx_weights import load_scrfd_onnx_weights
 
