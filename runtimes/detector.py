@@ -14,10 +14,11 @@ class Detector:
     """Runs one artifact on BGR images. Thresholds are per detector; the spec comes with the backend."""
 
     def __init__(self, backend: Backend, score_threshold: float = 0.5, nms_threshold: float = 0.4,
-                 max_det: int | None = None, resize: str | None = None):
+                 max_det: int | None = None, resize: str | None = None, pre_nms_top_k: int | None = None):
         self.backend, self.spec = backend, backend.spec
         self.score_threshold, self.nms_threshold, self.max_det = score_threshold, nms_threshold, max_det
         self.resize = resize or self.spec.resize
+        self.pre_nms_top_k = pre_nms_top_k
 
     @classmethod
     def from_artifact(cls, path, threads: int | None = None, **options) -> Detector:
@@ -30,6 +31,11 @@ class Detector:
     def postprocess(self, outputs: list[np.ndarray], resized: Resized) -> Detections:
         """Canonical raw outputs of one image → NMS-filtered Detections in that image's pixels."""
         boxes, scores, landmarks = decode(outputs, self.spec, self.score_threshold)
+        if self.pre_nms_top_k is not None and len(scores) > self.pre_nms_top_k:
+            # the best k candidates, in their original order so NMS breaks ties as without the cap
+            top = np.sort(np.argsort(-scores, kind="stable")[:self.pre_nms_top_k])
+            boxes, scores = boxes[top], scores[top]
+            landmarks = None if landmarks is None else landmarks[top]
         keep = nms(boxes, scores, self.nms_threshold, self.max_det)
         scale = np.array([resized.scale_x, resized.scale_y], np.float32)
         return Detections(

@@ -111,3 +111,12 @@ def test_detector_maps_boxes_back_to_original_pixels():
     found = detector.postprocess(outputs, Resized(np.zeros((64, 64, 3), np.uint8), 0.5, 0.25))
     assert found.boxes.tolist() == [[32, -64, 96, 64]]  # (16,-16,48,16) scaled by 1/0.5 and 1/0.25
     assert found.landmarks[0, 0].tolist() == [64, 0]
+
+
+def test_pre_nms_top_k_keeps_the_best_candidates_only():
+    spec = scrfd_spec("s", 64, 64, landmarks=False)
+    outputs = [np.zeros(shape, np.float32) for shape in spec.output_shapes()]
+    outputs[0][[0, 10, 20], 0] = [0.6, 0.9, 0.7]  # stride 8: three separate anchors
+    detector = Detector(FixedBackend(spec), score_threshold=0.5, pre_nms_top_k=2)
+    found = detector.postprocess(outputs, Resized(np.zeros((64, 64, 3), np.uint8), 1.0, 1.0))
+    assert found.scores.tolist() == pytest.approx([0.9, 0.7])

@@ -1,0 +1,117 @@
+"""python -m eval: WIDER FACE protocol evaluation of converted models or existing predictions.
+
+  python -m eval --model ARTIFACT [--model ARTIFACT ...] [--data DIR] [--out DIR] [options]
+  python -m eval --pred DIR [--pred DIR ...]                 score submission-format folders from any tool
+  python -m eval merge --out DIR SHARD_OUT [SHARD_OUT ...]   join --shard runs and score them
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from eval.evaluate import Protocol, merge_shards, run_model, score
+from eval.groundtruth import load_ground_truth
+from eval.predictions import parse_shard
+from eval.report import write_reports
+from models.spec import parse_hw
+from runtimes.files import shared_dir
+
+
+def default_data() -> Path:
+    return shared_dir() / "data" / "widerface"
+
+
+def common_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", type=Path, default=None,
+                   help="WIDER FACE root in the official layout (default ../shared/data/widerface)")
+    p.add_argument("--split", default="val", help="split to evaluate (only val has official ground truth)")
+    p.add_argument("--out", type=Path, default=Path("eval_results"), help="output folder (default eval_results)")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m eval", description=(
+        "Evaluate face detectors with the official WIDER FACE protocol (Easy/Medium/Hard AP at IoU 0.5) on the "
+        "images present under DATA/WIDER_val/images. Writes submission-format predictions, report.json, report.md "
+        "and pr_curves.png. `python -m eval merge --help` joins sharded runs."))
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--model", type=Path, action="append",
+                      help="artifact file or folder with its model.json (.onnx, .tflite); repeat to compare")
+    what.add_argument("--pred", type=Path, action="append",
+                      help="a folder of existing predictions (<event>/<image>.txt) to score; repeat to compare")
+    common_arguments(p)
+    p.add_argument("--hw", type=parse_hw, help="input H,W (default: the artifact's own; must match it)")
+    p.add_argument("--resize", choices=("letterbox", "stretch"),
+                   help="letterbox (default; the spec's) or stretch (how the Ultra-Light numbers were made)")
+    p.add_argument("--score-thr", type=float, default=0.02,
+                   help="keep detections scoring at least this (default 0.02; higher values cut AP)")
+    p.add_argument("--nms", type=float, default=0.4, help="NMS IoU threshold (default 0.4)")
+    p.add_argument("--max-det", type=int, help="keep at most this many detections per image (default all)")
+    p.add_argument("--pre-nms-top-k", type=int, help=(
+        "keep only the k best candidates before NMS (default all, the exact protocol). Ultra-Light puts nearly "
+        "every prior above 0.02, which makes NMS take ~1 s per image; its own predictor caps candidates too"))
+    p.add_argument("--threads", type=int, help="inference threads (default: the runtime's)")
+    p.add_argument("--overwrite", action="store_true", help="predict again even where prediction files exist")
+    p.add_argument("--shard", type=parse_shard,
+                   help="i/n: predict only every n-th image from the i-th (1-based); join with `merge`")
+    return p
+
+
+def merge_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m eval merge", description=(
+        "Join the outputs of `python -m eval --shard i/n` runs (each machine's --out) and score them together."))
+    p.add_argument("shards", type=Path, nargs="+", help="the --out folders of the shard runs")
+    common_arguments(p)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["merge"]:
+        args = merge_parser().parse_args(argv[1:])
+        truth, data = load(args)
+        folders = merge_shards(args.shards, args.out)
+        return finish([score(f, truth) for f in folders], truth, data, args.out)
+    args = parser().parse_args(argv)
+    if args.score_thr > 0.1:
+        warnings.warn(f"--score-thr {args.score_thr} drops low-scoring detections and lowers AP "
+                      "(the protocol sweeps thresholds itself; 0.02 is usual)", stacklevel=1)
+    truth, data = load(args)
+    if args.pred:
+        return finish([score(folder, truth, label=folder.name, source=str(folder)) for folder in args.pred],
+                      truth, data, args.out)
+    protocol = Protocol(args.hw, args.resize, args.score_thr, args.nms, args.max_det, args.threads,
+                        args.pre_nms_top_k)
+    images_dir = data / f"WIDER_{args.split}" / "images"
+    folders = [run_model(m, truth, images_dir, args.out, protocol, args.overwrite, args.shard) for m in args.model]
+    if args.shard:
+        print(f"shard {args.shard[0]}/{args.shard[1]} written to {args.out}; "
+              f"score all shards with: python -m eval merge --out DIR <each shard's --out>")
+        return 0
+    return finish([score(f, truth) for f in folders], truth, data, args.out)
+
+
+def load(args):
+    data = args.data or default_data()
+    start = time.perf_counter()
+    truth = load_ground_truth(data, args.split)
+    print(f"{len(truth.images)} of {truth.listed_images} listed {args.split} images present "
+          f"({time.perf_counter() - start:.1f} s to load the ground truth)", file=sys.stderr)
+    return truth, data
+
+
+def finish(models, truth, data, out: Path) -> int:
+    write_reports(models, truth, data, out)
+    print((out / "report.md").read_text().split("## Protocol")[0].strip())
+    print(f"\nreports: {out / 'report.md'}, {out / 'report.json'}, {out / 'pr_curves.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)

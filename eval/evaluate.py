@@ -1,0 +1,147 @@
+"""Evaluate artifacts (or existing prediction folders) on WIDER FACE and collect what the report shows."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from eval.groundtruth import SETTINGS, GroundTruth
+from eval.inference import predict_images
+from eval.predictions import read_predictions, shard_of
+from eval.protocol import SettingResult, image_curves, normalize_scores, summarize
+from runtimes.backend import load_backend, resolve_artifact
+from runtimes.detector import Detector
+from runtimes.files import atomic_write_text
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """Inference settings, recorded in the report because each one moves AP."""
+
+    hw: tuple[int, int] | None = None
+    resize: str | None = None
+    score_threshold: float = 0.02
+    nms_threshold: float = 0.4
+    max_det: int | None = None
+    threads: int | None = None
+    pre_nms_top_k: int | None = None
+
+
+@dataclass
+class ModelResult:
+    label: str
+    source: str
+    results: dict[str, SettingResult]
+    per_event: dict[str, dict[str, float]]
+    protocol: dict
+    timing: dict | None = None
+    missing: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+
+    def ap(self) -> dict[str, float]:
+        return {s: self.results[s].ap for s in SETTINGS}
+
+
+def label_for(path: Path) -> str:
+    """A folder name for an artifact: its parent and own names, e.g. scrfd_500m_kps_480x640-tflite-int8."""
+    path = Path(path)
+    parts = [path.parent.name, path.name] if path.is_dir() else [path.parent.parent.name, path.parent.name]
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(p for p in parts if p))
+
+
+def load_detector(artifact: Path, protocol: Protocol) -> Detector:
+    model_path, spec_path = resolve_artifact(artifact)
+    if not spec_path.is_file():
+        raise FileNotFoundError(f"{artifact}: no model.json beside {model_path.name}; make one by converting with "
+                                f"python -m converters.onnx --onnx {model_path} --family scrfd|ultraface --hw H,W")
+    backend = load_backend(model_path, protocol.threads)
+    if protocol.hw and tuple(protocol.hw) != backend.spec.hw:
+        h, w = protocol.hw
+        raise ValueError(f"{artifact} takes a fixed {backend.spec.input_h}x{backend.spec.input_w} input; "
+                         f"for {h}x{w} convert again with --hw {h},{w}")
+    return Detector(backend, protocol.score_threshold, protocol.nms_threshold, protocol.max_det, protocol.resize,
+                    protocol.pre_nms_top_k)
+
+
+def run_model(artifact: Path, truth: GroundTruth, images_dir: Path, out: Path, protocol: Protocol,
+              overwrite: bool = False, shard: tuple[int, int] | None = None) -> Path:
+    """Predict with one artifact into out/<label>/predictions and record run.json; returns the label folder."""
+    detector = load_detector(artifact, protocol)
+    label = label_for(artifact)
+    folder = out / label
+    keys = [t.key for t in truth.images]
+    run = predict_images(detector, images_dir, shard_of(keys, shard) if shard else keys, folder / "predictions",
+                         overwrite, label)
+    record = {"source": str(artifact), "protocol": {**asdict(protocol), "hw": list(detector.spec.hw),
+                                                     "resize": detector.resize},
+              "timing": run.timing.as_dict(), "reused": run.reused, "unreadable": run.unreadable,
+              "shard": list(shard) if shard else None}
+    name = f"run_shard{shard[0]}of{shard[1]}.json" if shard else "run.json"
+    atomic_write_text(folder / name, json.dumps(record, indent=2) + "\n")
+    return folder
+
+
+def score(folder: Path, truth: GroundTruth, label: str | None = None, source: str | None = None) -> ModelResult:
+    """Score the submission files under folder (or folder/predictions) against the ground truth."""
+    predictions_dir = folder / "predictions" if (folder / "predictions").is_dir() else folder
+    if not predictions_dir.is_dir():
+        raise FileNotFoundError(f"{predictions_dir}: no such predictions folder")
+    runs = [json.loads(p.read_text()) for p in sorted(folder.glob("run*.json"))]
+    start = time.perf_counter()
+    keys = [t.key for t in truth.images]
+    found, missing = read_predictions(predictions_dir, keys)
+    if not found:
+        raise ValueError(f"{predictions_dir}: no prediction file for any of the {len(keys)} evaluated images")
+    curves = image_curves(normalize_scores(found), truth.images)
+    results = summarize(curves.sum(axis=0), truth.images)
+    per_event = {}
+    for event in sorted({t.event for t in truth.images}):
+        members = [i for i, t in enumerate(truth.images) if t.event == event]
+        subset = summarize(curves[members].sum(axis=0), [truth.images[i] for i in members])
+        per_event[event] = {s: r.ap for s, r in subset.items()}
+    timing = merged_timing(runs, time.perf_counter() - start)
+    unreadable = sorted({k for r in runs for k in r["unreadable"]})
+    return ModelResult(label or folder.name, source or (runs[0]["source"] if runs else str(predictions_dir)),
+                       results, per_event, runs[0]["protocol"] if runs else {}, timing,
+                       [k for k in missing if k not in unreadable], unreadable)
+
+
+def merged_timing(runs: list[dict], scoring_seconds: float) -> dict | None:
+    """Timings of all runs (shards) added up, plus scoring.
+
+    The overhead share is 1 − (images × the backend's forward-alone time) / wall: how much longer evaluating
+    took than the forward passes alone would have.
+    """
+    runs = [r for r in runs if r["timing"]["images"]]
+    if not runs:
+        return None
+    total = {k: sum(r["timing"][k] for r in runs) for k in ("read", "preprocess", "forward", "postprocess",
+                                                             "write", "wall", "images")}
+    total["forward_alone_ms"] = float(np.mean([r["timing"]["forward_alone_ms"] for r in runs]))
+    total["scoring"] = scoring_seconds
+    total["wall"] += scoring_seconds
+    forward_only = total["images"] * total["forward_alone_ms"] / 1000
+    total["overhead_share"] = max(0.0, 1 - forward_only / total["wall"]) if total["wall"] else 0.0
+    total["images_per_s"] = total["images"] / total["wall"] if total["wall"] else 0.0
+    return total
+
+
+def merge_shards(shard_outs: list[Path], out: Path) -> list[Path]:
+    """Union the label folders (predictions and run records) of several shard outputs into out."""
+    labels = []
+    for shard_out in shard_outs:
+        if not shard_out.is_dir():
+            raise FileNotFoundError(f"{shard_out}: no such shard output folder")
+        for folder in sorted(p for p in shard_out.iterdir() if (p / "predictions").is_dir()):
+            target = out / folder.name
+            shutil.copytree(folder, target, dirs_exist_ok=True)
+            if target not in labels:
+                labels.append(target)
+    if not labels:
+        raise ValueError(f"no predictions found in {', '.join(map(str, shard_outs))}")
+    return labels
