@@ -1,6 +1,7 @@
 """report.json, report.md (side by side, deltas against the first model) and a PR-curve PNG."""
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def markdown(models: list[ModelResult], summary: dict) -> str:
               "|---|---|---|---|---|---|---|---|---|"]
     for m in models:
         ap = m.ap()
-        deltas = [f"{100 * (ap[s] - base[s]):+.2f}" for s in SETTINGS]
+        deltas = [f"{round(100 * (ap[s] - base[s]), 2) + 0.0:+.2f}" for s in SETTINGS]  # + 0.0: no "-0.00"
         speed = f"{m.timing['images_per_s']:.1f}" if m.timing else "–"
         overhead = f"{100 * m.timing['overhead_share']:.1f}%" if m.timing else "–"
         lines.append(f"| {m.label} | " + " | ".join(f"{100 * ap[s]:.2f}" for s in SETTINGS) + " | "
@@ -96,9 +97,9 @@ def plot_pr(models: list[ModelResult], path: Path) -> None:
         return
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.8), constrained_layout=True)
     for ax, setting in zip(axes, SETTINGS):
-        for m in models:
+        for m, style in zip(models, itertools.cycle(("-", "--", ":", "-."))):
             r = m.results[setting]
-            ax.plot(r.recall, r.precision, linewidth=1.8, label=f"{m.label} ({100 * r.ap:.2f})")
+            ax.plot(r.recall, r.precision, style, linewidth=1.8, label=f"{m.label} ({100 * r.ap:.2f})")
         ax.set(title=f"WIDER {setting}", xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.01))
         ax.grid(alpha=0.3)
         ax.legend(loc="lower left", fontsize=8)

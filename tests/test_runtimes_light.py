@@ -1,4 +1,4 @@
-"""runtimes/ must work on a device without torch or tensorflow."""
+"""runtimes/ and eval/ must work on a device without torch or tensorflow."""
 import subprocess
 import sys
 import textwrap
@@ -7,14 +7,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_runtimes_import_and_run_without_torch_or_tensorflow():
+def test_runtimes_and_eval_import_without_torch_or_tensorflow():
     code = textwrap.dedent("""
         import sys
         for name in ("torch", "tensorflow", "tf_keras", "onnx2tf"):
             sys.modules[name] = None  # any import of these now raises ImportError
-        import pkgutil, importlib, runtimes
-        for module in pkgutil.iter_modules(runtimes.__path__):
-            importlib.import_module(f"runtimes.{module.name}")
+        import pkgutil, importlib, runtimes, eval
+        for package in (runtimes, eval):
+            for module in pkgutil.iter_modules(package.__path__):
+                importlib.import_module(f"{package.__name__}.{module.name}")
         from runtimes.tflite import interpreter_class
         assert interpreter_class().__module__.startswith("ai_edge_litert")
         import models, calibration_data  # the spec and calibration helpers are light too
