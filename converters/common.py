@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
@@ -138,14 +138,3 @@ def tool_output_to(log_path: Path, verbose: bool = False) -> Iterator[None]:
             if failed:
                 tail = Path(log_path).read_text(errors="replace").splitlines()[-30:]
                 print("\n".join([f"--- last lines of {log_path}", *tail]), file=sys.stderr)
-
-
-def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> None:
-    """Run a converter main: user errors print one clear line and exit 2; the exit code is main's."""
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    try:
-        code = main(argv)
-    except (UsageError, FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        code = 2
-    sys.exit(code)

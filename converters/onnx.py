@@ -20,13 +20,13 @@ from converters.common import (
     check_source,
     held_out_images,
     output_dir,
-    run_cli,
     source_name,
     step,
     tool_versions,
 )
 from models.spec import ModelSpec, Provenance, check_input_size, scrfd_spec, ultraface_spec
 from runtimes.backend import canonical_order
+from runtimes.cli import run_cli
 from runtimes.files import atomic_output_dir, sha256_file
 from runtimes.preprocess import prepare
 

@@ -16,8 +16,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from converters.common import run_cli, tool_output_to
+from converters.common import tool_output_to
 from converters.pipeline import BackendConverter, ConvertJob, backend_main
+from runtimes.cli import run_cli
 
 SAMPLE_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"  # the name onnx2tf would download
 

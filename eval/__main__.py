@@ -17,6 +17,7 @@ from eval.groundtruth import load_ground_truth
 from eval.predictions import parse_shard
 from eval.report import write_reports
 from models.spec import parse_hw
+from runtimes.cli import run_cli
 from runtimes.files import shared_dir
 
 
@@ -110,8 +111,4 @@ def finish(models, truth, data, out: Path) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    run_cli(main)

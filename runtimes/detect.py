@@ -8,6 +8,7 @@ from pathlib import Path
 
 import cv2
 
+from runtimes.cli import run_cli
 from runtimes.detector import Detector
 from runtimes.draw import draw_detections
 from runtimes.files import atomic_write_bytes
@@ -51,8 +52,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    run_cli(main)
