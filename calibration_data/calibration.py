@@ -14,6 +14,7 @@ from runtimes.files import atomic_write_bytes, shared_dir
 from runtimes.preprocess import normalize, resize_to_canvas
 
 DEFAULT_COUNT = 100
+MIN_COUNT = 8  # fewer images give activation ranges that clip real faces (INT8 agreement fell below 0.9)
 
 
 @dataclass(frozen=True)
@@ -60,9 +61,13 @@ def build_calibration_set(folder: str | Path | None, spec: ModelSpec, count: int
                           cache_dir: Path | None = None, exclude: set[Path] = frozenset()) -> CalibrationSet:
     """Sample `count` images from `folder` (default: the shared WIDER train images), preprocess, cache."""
     folder = Path(folder) if folder else default_calibration_dir()
-    if count < 1:
-        raise ValueError(f"calibration size must be at least 1, got {count}")
+    if count < MIN_COUNT:
+        raise ValueError(f"calibration size {count} is too small: INT8 needs at least {MIN_COUNT} images "
+                         f"({DEFAULT_COUNT} recommended)")
     candidates = [p for p in list_images(folder) if p.resolve() not in exclude]
+    if len(candidates) < MIN_COUNT:
+        raise ValueError(f"{folder}: {len(candidates)} usable calibration images; INT8 needs at least {MIN_COUNT} "
+                         f"({DEFAULT_COUNT} recommended, never the verification images)")
     chosen = sample_representative(candidates, count, seed)
     key = _content_key(chosen, spec)
     cache = (cache_dir or default_cache_dir()) / f"calib_{key[:24]}.npz"

@@ -9,6 +9,7 @@ import argparse
 import json
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,7 +27,7 @@ from runtimes.files import atomic_output_dir, atomic_write_text
 
 @dataclass(frozen=True)
 class ConvertJob:
-    """What a backend's convert function gets: the hub model, a scratch folder, and the INT8 inputs."""
+    """What a backend's convert function gets: the hub model, a scratch folder, the INT8 inputs, the CLI options."""
 
     hub: HubModel
     work: Path
@@ -34,18 +35,29 @@ class ConvertJob:
     int_io: bool
     calibration: CalibrationSet | None
     sample_canvases: np.ndarray  # (N,H,W,3) uint8 held-out canvases, for tools that want sample data of their own
+    options: argparse.Namespace
     verbose: bool = False
 
 
 @dataclass(frozen=True)
+class Produced:
+    """One artifact a backend wrote: its files and how long making it took."""
+
+    files: list[Path]
+    seconds: float
+
+
+@dataclass(frozen=True)
 class BackendConverter:
-    """A backend: name, artifact suffix, the layout its artifacts expect, and convert(job) → {precision: files}."""
+    """A backend: name, artifact suffix, the layout its artifacts expect, convert(job) → {precision: Produced},
+    and the CLI options of its own."""
 
     name: str
     suffix: str
     layout: str
-    convert: Callable[[ConvertJob], dict[str, list[Path]]]
+    convert: Callable[[ConvertJob], dict[str, Produced]]
     tools: tuple[str, ...]
+    add_arguments: Callable[[argparse.ArgumentParser], None] = lambda parser: None
 
 
 @dataclass(frozen=True)
@@ -53,7 +65,28 @@ class ArtifactResult:
     precision: str
     folder: Path
     size_bytes: int
+    seconds: float
     report: VerifyReport
+
+
+@dataclass(frozen=True)
+class Shared:
+    """What every backend of one run shares: the hub, the calibration set and the verification reference."""
+
+    hub: HubModel
+    calibration: CalibrationSet | None
+    verifier: Verifier
+
+
+class Timer:
+    """Times a block: `with Timer() as t: ...; t.seconds`."""
+
+    def __enter__(self):
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.start
 
 
 def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,15 +112,15 @@ def backend_parser(backend: BackendConverter) -> argparse.ArgumentParser:
                      "every artifact against the ONNX on held-out real images. Each artifact folder gets the "
                      "model file, model.json and verify.json; the exit code is 1 if any artifact fails."))
     add_backend_arguments(parser)
+    backend.add_arguments(parser)
     return parser
 
 
-def run_backend(backend: BackendConverter, args: argparse.Namespace,
-                hub: HubModel | None = None) -> list[ArtifactResult]:
-    """Convert and verify; artifacts land in <out>/<backend>-<precision>/ atomically, verify.json inside."""
+def prepare_shared(args: argparse.Namespace) -> Shared:
+    """Hub ONNX, calibration set (with --int) and verification reference, made once per run."""
     if args.int_io and not args.int8:
         raise ValueError("--int-io needs --int")
-    hub = hub or build_hub(args)
+    hub = build_hub(args)
     verify_paths = held_out_images(args.verify_images, args.verify_count)
     calibration = None
     if args.int8:
@@ -96,16 +129,21 @@ def run_backend(backend: BackendConverter, args: argparse.Namespace,
                                                 exclude={p.resolve() for p in verify_paths})
     with step(f"verification reference: ONNX on {len(verify_paths)} held-out images"):
         verifier = Verifier(load_backend(hub.path), verify_paths)
+    return Shared(hub, calibration, verifier)
+
+
+def run_backend(backend: BackendConverter, args: argparse.Namespace, shared: Shared) -> list[ArtifactResult]:
+    """Convert and verify; artifacts land in <out>/<backend>-<precision>/ atomically, verify.json inside."""
     results = []
     with tempfile.TemporaryDirectory(prefix=f"facekit-{backend.name}-") as work:
-        job = ConvertJob(hub, Path(work), args.int8, args.int_io, calibration,
-                         np.stack([r.canvas for r in verifier.resized]), args.verbose)
+        job = ConvertJob(shared.hub, Path(work), args.int8, args.int_io, shared.calibration,
+                         np.stack([r.canvas for r in shared.verifier.resized]), args, args.verbose)
         with step(f"convert to {backend.name}"):
             produced = backend.convert(job)
-        for precision, files in produced.items():
-            spec = artifact_spec(hub.spec, backend, precision, calibration)
-            results.append(commit_artifact(output_dir(args) / f"{backend.name}-{precision}", files, spec,
-                                           backend, verifier, args.min_agreement))
+        for precision, made in produced.items():
+            spec = artifact_spec(shared.hub.spec, backend, precision, shared.calibration)
+            results.append(commit_artifact(output_dir(args) / f"{backend.name}-{precision}", made, spec,
+                                           backend, shared.verifier, args.min_agreement))
     return results
 
 
@@ -118,11 +156,11 @@ def artifact_spec(hub_spec: ModelSpec, backend: BackendConverter, precision: str
     return hub_spec.with_changes(layout=backend.layout, provenance=provenance)
 
 
-def commit_artifact(final: Path, files: list[Path], spec: ModelSpec, backend: BackendConverter,
+def commit_artifact(final: Path, made: Produced, spec: ModelSpec, backend: BackendConverter,
                     verifier: Verifier, min_agreement: float) -> ArtifactResult:
     """Stage model files + model.json, verify the staged copy, add verify.json, then rename into place."""
     with atomic_output_dir(final) as tmp:
-        for file in files:
+        for file in made.files:
             shutil.copyfile(file, tmp / f"model{file.suffix}")
         spec.save(tmp / "model.json")
         staged = tmp / f"model{backend.suffix}"
@@ -130,18 +168,18 @@ def commit_artifact(final: Path, files: list[Path], spec: ModelSpec, backend: Ba
             report = verifier.check(load_backend(staged, spec=spec), spec.provenance.precision, min_agreement)
         report.artifact = str(final / staged.name)
         atomic_write_text(tmp / "verify.json", json.dumps(report.to_dict(), indent=2) + "\n")
-    size = sum((final / f"model{f.suffix}").stat().st_size for f in files)
-    return ArtifactResult(spec.provenance.precision, final, size, report)
+    size = sum((final / f"model{f.suffix}").stat().st_size for f in made.files)
+    return ArtifactResult(spec.provenance.precision, final, size, made.seconds, report)
 
 
 def summary_table(results: list[ArtifactResult]) -> str:
     """A Markdown table: artifact, size, score cosine, detection agreement both ways, pass/fail."""
-    lines = ["| artifact | size (MB) | score cosine | ONNX dets matched | artifact dets matched | result |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| artifact | size (MB) | conversion (s) | score cosine | ONNX dets matched | artifact dets matched "
+             "| result |", "|---|---|---|---|---|---|---|"]
     for r in results:
         a = r.report.agreement
         verdict = "pass" if r.report.passed else "FAIL: " + "; ".join(r.report.failures)
-        lines.append(f"| {r.folder} | {r.size_bytes / 1e6:.2f} | {r.report.score_cosine:.6f} | "
+        lines.append(f"| {r.folder} | {r.size_bytes / 1e6:.2f} | {r.seconds:.1f} | {r.report.score_cosine:.6f} | "
                      f"{a.reference_matched:.3f} ({a.reference_detections}) | "
                      f"{a.artifact_matched:.3f} ({a.artifact_detections}) | {verdict} |")
     return "\n".join(lines)
@@ -149,6 +187,6 @@ def summary_table(results: list[ArtifactResult]) -> str:
 
 def backend_main(backend: BackendConverter, argv: list[str] | None = None) -> int:
     args = backend_parser(backend).parse_args(argv)
-    results = run_backend(backend, args)
+    results = run_backend(backend, args, prepare_shared(args))
     print(summary_table(results))
     return 0 if all(r.report.passed for r in results) else 1

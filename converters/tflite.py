@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from converters.common import tool_output_to
-from converters.pipeline import BackendConverter, ConvertJob, backend_main
+from converters.pipeline import BackendConverter, ConvertJob, Produced, Timer, backend_main
 from runtimes.cli import run_cli
 
 SAMPLE_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"  # the name onnx2tf would download
@@ -54,7 +54,7 @@ def quantize_int8(saved_model: Path, samples: np.ndarray, int_io: bool) -> bytes
     return converter.convert()
 
 
-def convert(job: ConvertJob) -> dict[str, list[Path]]:
+def convert(job: ConvertJob) -> dict[str, Produced]:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     source = job.work / "model.onnx"
     shutil.copyfile(job.hub.path, source)
@@ -63,15 +63,17 @@ def convert(job: ConvertJob) -> dict[str, list[Path]]:
     with working_directory(job.work), tool_output_to(job.work / "onnx2tf.log", job.verbose):
         import onnx2tf
 
-        onnx2tf.convert(input_onnx_file_path=str(source), output_folder_path=str(out),
-                        output_signaturedefs=True, non_verbose=True, verbosity="error")
-        produced = {"fp32": [out / "model_float32.tflite"], "fp16": [out / "model_float16.tflite"]}
+        with Timer() as floats:  # one onnx2tf run writes both float files
+            onnx2tf.convert(input_onnx_file_path=str(source), output_folder_path=str(out),
+                            output_signaturedefs=True, non_verbose=True, verbosity="error")
+        produced = {"fp32": Produced([out / "model_float32.tflite"], floats.seconds),
+                    "fp16": Produced([out / "model_float16.tflite"], floats.seconds)}
         if job.int8:
-            precision = "int8io" if job.int_io else "int8"
-            samples = job.calibration.normalized(job.hub.spec, "NHWC")
-            (out / "model_int8.tflite").write_bytes(quantize_int8(out, samples, job.int_io))
-            produced[precision] = [out / "model_int8.tflite"]
-    missing = [str(files[0]) for files in produced.values() if not files[0].is_file()]
+            with Timer() as quantizing:
+                samples = job.calibration.normalized(job.hub.spec, "NHWC")
+                (out / "model_int8.tflite").write_bytes(quantize_int8(out, samples, job.int_io))
+            produced["int8io" if job.int_io else "int8"] = Produced([out / "model_int8.tflite"], quantizing.seconds)
+    missing = [str(made.files[0]) for made in produced.values() if not made.files[0].is_file()]
     if missing:
         raise RuntimeError(f"onnx2tf did not write {missing}; rerun with -v for its log")
     return produced

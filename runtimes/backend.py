@@ -13,6 +13,8 @@ from models.spec import ModelSpec
 BACKENDS = {
     ".onnx": "runtimes.onnxruntime:OnnxBackend",
     ".tflite": "runtimes.tflite:TFLiteBackend",
+    ".param": "runtimes.ncnn:NcnnBackend",
+    ".mnn": "runtimes.mnn:MnnBackend",
 }
 
 

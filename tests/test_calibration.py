@@ -13,18 +13,29 @@ SPEC = scrfd_spec("s", 96, 128, landmarks=False)
 
 @pytest.fixture
 def image_folder(tmp_path):
-    """Six real WIDER train images from two events."""
+    """Ten real WIDER train images from two events."""
     folder = tmp_path / "images"
     for event in sorted(p for p in TRAIN_IMAGES.iterdir() if p.is_dir())[:2]:
         (folder / event.name).mkdir(parents=True)
-        for image in sorted(event.glob("*.jpg"))[:3]:
+        for image in sorted(event.glob("*.jpg"))[:5]:
             shutil.copy(image, folder / event.name / image.name)
     return folder
 
 
 def test_empty_folder_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="no images.*it is empty"):
-        build_calibration_set(tmp_path, SPEC, 4, cache_dir=tmp_path / "cache")
+        build_calibration_set(tmp_path, SPEC, 10, cache_dir=tmp_path / "cache")
+
+
+@requires_shared
+def test_a_folder_with_one_image_is_too_small_to_calibrate(image_folder, tmp_path):
+    single = tmp_path / "one"
+    single.mkdir()
+    shutil.copy(next(image_folder.rglob("*.jpg")), single / "face.jpg")
+    with pytest.raises(ValueError, match="1 usable calibration images; INT8 needs at least 8"):
+        build_calibration_set(single, SPEC, 100, cache_dir=tmp_path / "cache")
+    with pytest.raises(ValueError, match="too small"):
+        build_calibration_set(image_folder, SPEC, 1, cache_dir=tmp_path / "cache")
 
 
 def test_folder_without_images_names_what_it_found(tmp_path):
@@ -35,7 +46,7 @@ def test_folder_without_images_names_what_it_found(tmp_path):
 
 def test_missing_folder_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such image folder"):
-        build_calibration_set(tmp_path / "nope", SPEC, 4)
+        build_calibration_set(tmp_path / "nope", SPEC, 10)
 
 
 @requires_shared
@@ -51,17 +62,17 @@ def test_unreadable_image_is_named_and_nothing_is_cached(image_folder, tmp_path)
 @requires_shared
 def test_calibration_set_is_deterministic_preprocessed_and_cached(image_folder, tmp_path):
     cache = tmp_path / "cache"
-    first = build_calibration_set(image_folder, SPEC, 4, cache_dir=cache)
+    first = build_calibration_set(image_folder, SPEC, 8, cache_dir=cache)
     cached = list(cache.iterdir())
-    second = build_calibration_set(image_folder, SPEC, 4, cache_dir=cache)
+    second = build_calibration_set(image_folder, SPEC, 8, cache_dir=cache)
     assert first.sha256 == second.sha256 and first.paths == second.paths
     assert [p.name for p in cache.iterdir()] == [p.name for p in cached]
-    assert first.canvases.shape == (4, 96, 128, 3) and first.canvases.dtype == np.uint8
+    assert first.canvases.shape == (8, 96, 128, 3) and first.canvases.dtype == np.uint8
     np.testing.assert_array_equal(first.canvases, second.canvases)
     unit = first.unit_nhwc()
     assert unit.min() >= 0 and unit.max() <= 1
     normalized = first.normalized(SPEC)
-    assert normalized.shape == (4, 3, 96, 128)
+    assert normalized.shape == (8, 3, 96, 128)
     np.testing.assert_allclose(normalized[0, :, 0, 0], (first.canvases[0, 0, 0] - 127.5) / 128)
 
 

@@ -1,0 +1,79 @@
+"""ONNX → NCNN with pnnx (fp32 and fp16 weights), and INT8 by calibration + .param/.bin rewrite (ncnn_int8).
+
+`python -m converters.ncnn --int --hw 480,640 ...` takes the same arguments as converters.tflite, plus
+--ncnn-calib. The INT8 folder also holds calibration.table in ncnn2table's format.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from converters.common import tool_output_to
+from converters.ncnn_int8 import METHODS, calibrate, rewrite_int8
+from converters.pipeline import BackendConverter, ConvertJob, Produced, Timer, backend_main
+from runtimes.cli import run_cli
+
+DEFAULT_CALIBRATION = "minmax"
+
+
+def pnnx_executable() -> str:
+    found = shutil.which("pnnx") or shutil.which("pnnx", path=str(Path(sys.executable).parent))
+    if not found:
+        raise FileNotFoundError("pnnx is not installed: pip install pnnx (it ships the converter binary)")
+    return found
+
+
+def run_pnnx(onnx_path: Path, folder: Path, shape: list[int], fp16: bool, log: Path) -> tuple[Path, Path]:
+    """pnnx on a copy of the ONNX in `folder`; returns the ncnn .param and .bin it wrote."""
+    folder.mkdir(parents=True)
+    source = folder / "model.onnx"
+    shutil.copyfile(onnx_path, source)
+    command = [pnnx_executable(), str(source), f"inputshape=[{','.join(map(str, shape))}]", f"fp16={int(fp16)}"]
+    with open(log, "ab") as out:
+        result = subprocess.run(command, cwd=folder, stdout=out, stderr=subprocess.STDOUT)
+    param, weights = folder / "model.ncnn.param", folder / "model.ncnn.bin"
+    if result.returncode != 0 or not param.is_file() or not weights.is_file():
+        raise RuntimeError(f"pnnx failed (exit {result.returncode}); see {log}")
+    return param, weights
+
+
+def convert(job: ConvertJob) -> dict[str, Produced]:
+    spec = job.hub.spec
+    shape = [1, 3, spec.input_h, spec.input_w]
+    log = job.work / "pnnx.log"
+    produced = {}
+    for precision, fp16 in (("fp32", False), ("fp16", True)):
+        with Timer() as timer:
+            files = run_pnnx(job.hub.path, job.work / precision, shape, fp16, log)
+        produced[precision] = Produced(list(files), timer.seconds)
+    if job.int8:
+        with Timer() as timer, tool_output_to(job.work / "calibrate.log", job.verbose):
+            param, weights = produced["fp32"].files
+            table = calibrate(param, weights, job.calibration.normalized(spec, "NCHW"), job.options.ncnn_calib)
+            out = job.work / "int8"
+            out.mkdir()
+            rewrite_int8(param, weights, table, out / "model.param", out / "model.bin")
+            (out / "model.table").write_text(table.ncnn2table_text())
+        produced["int8"] = Produced([out / "model.param", out / "model.bin", out / "model.table"], timer.seconds)
+    return produced
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ncnn-calib", choices=METHODS, default=DEFAULT_CALIBRATION,
+                        help=f"NCNN INT8 activation calibration: minmax, percentile (99.99%%) or kl "
+                             f"(default {DEFAULT_CALIBRATION})")
+
+
+NCNN = BackendConverter(name="ncnn", suffix=".param", layout="NCHW", convert=convert, tools=("pnnx", "ncnn"),
+                        add_arguments=add_arguments)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return backend_main(NCNN, argv)
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,26 @@
+"""MNN adapter. Threads go through a runtime manager: load_module_from_file ignores its own thread_num."""
+from __future__ import annotations
+
+import numpy as np
+
+from runtimes.backend import Backend
+
+
+class MnnBackend(Backend):
+    def __init__(self, path, spec, threads=None):
+        import MNN
+
+        super().__init__(path, spec, threads)
+        runtime = MNN.nn.create_runtime_manager(({"numThread": threads or 1},))
+        try:
+            self.module = MNN.nn.load_module_from_file(str(path), [], [], runtime_manager=runtime)
+        except Exception as err:  # MNN raises bare Exception types for unreadable files
+            raise ValueError(f"{path}: MNN cannot load this model ({err})") from err
+        if self.module is None:
+            raise ValueError(f"{path}: MNN cannot load this model")
+        self._expr = MNN.expr
+
+    def forward(self, blob: np.ndarray) -> list[np.ndarray]:
+        expr = self._expr
+        outputs = self.module.forward([expr.const(blob, list(blob.shape), expr.NCHW, expr.float)])
+        return [np.array(expr.convert(o, expr.NCHW).read()) for o in outputs]
