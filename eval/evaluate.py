@@ -57,8 +57,9 @@ def label_for(path: Path) -> str:
 def load_detector(artifact: Path, protocol: Protocol) -> Detector:
     model_path, spec_path = resolve_artifact(artifact)
     if not spec_path.is_file():
-        raise FileNotFoundError(f"{artifact}: no model.json beside {model_path.name}; make one by converting with "
-                                f"python -m converters.onnx --onnx {model_path} --family scrfd|ultraface --hw H,W")
+        raise FileNotFoundError(f"{artifact}: no model.json beside {model_path.name}; make one with "
+                                f"python -m converters.describe {model_path} --family scrfd|ultraface --hw H,W "
+                                "--out DIR (or convert it: python -m converters.onnx --onnx FILE ...)")
     backend = load_backend(model_path, protocol.threads)
     if protocol.hw and tuple(protocol.hw) != backend.spec.hw:
         h, w = protocol.hw
@@ -81,8 +82,10 @@ def run_model(artifact: Path, truth: GroundTruth, images_dir: Path, out: Path, p
                                                      "resize": detector.resize},
               "timing": run.timing.as_dict(), "reused": run.reused, "unreadable": run.unreadable,
               "shard": list(shard) if shard else None}
-    name = f"run_shard{shard[0]}of{shard[1]}.json" if shard else "run.json"
-    atomic_write_text(folder / name, json.dumps(record, indent=2) + "\n")
+    record_path = folder / (f"run_shard{shard[0]}of{shard[1]}.json" if shard else "run.json")
+    if run.timing.images == 0 and record_path.is_file():  # all reused: keep the timing of the run that predicted
+        record["timing"] = json.loads(record_path.read_text())["timing"]
+    atomic_write_text(record_path, json.dumps(record, indent=2) + "\n")
     return folder
 
 

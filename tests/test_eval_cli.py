@@ -67,6 +67,7 @@ def test_eval_writes_reports_predictions_and_resumes(hub, data, tmp_path):
     assert eval_main(["--model", str(hub), "--data", str(data), "--out", str(out)]) == 0
     assert json.loads((predictions.parent / "run.json").read_text())["reused"] == len(SUBSET)
     assert report(out)["models"][0]["ap"] == model["ap"]
+    assert report(out)["models"][0]["timing"]["images"] == len(SUBSET)  # the resumed run keeps the real timing
     # the same folder scored as existing predictions gives the same AP
     assert eval_main(["--pred", str(predictions), "--data", str(data), "--out", str(tmp_path / "pred")]) == 0
     assert report(tmp_path / "pred")["models"][0]["ap"] == model["ap"]

@@ -1,0 +1,77 @@
+"""python -m converters.describe: give a third-party artifact (.onnx, .tflite, ncnn .param/.bin, .mnn) a model.json.
+
+The artifact is copied into --out with its spec (never written beside the original): family and input size
+come from the user, landmarks/anchors are read from the artifact's real output shapes and checked, exactly as
+the ONNX hub does. Then eval and the runtimes take it like any artifact the kit made.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from converters.onnx import spec_for
+from models.spec import ModelSpec, Provenance, scrfd_spec, ultraface_spec
+from runtimes.backend import BACKENDS, load_backend, resolve_artifact
+from runtimes.cli import run_cli
+from runtimes.files import atomic_output_dir, sha256_file
+
+
+def companions(model_path: Path) -> list[Path]:
+    """The files an artifact consists of (ncnn: .param and .bin)."""
+    return [model_path, model_path.with_suffix(".bin")] if model_path.suffix == ".param" else [model_path]
+
+
+def describe(model_path: Path, family: str, h: int, w: int, layout: str, mean: float, std: float,
+             channel_order: str, resize: str, precision: str) -> ModelSpec:
+    """A spec for the artifact, with its outputs checked against `family` at h×w."""
+    provisional = (scrfd_spec if family == "scrfd" else lambda n, h, w, **_: ultraface_spec(n, h, w))(
+        "probe", h, w, landmarks=False)
+    provisional = provisional.with_changes(layout=layout)
+    backend = load_backend(model_path, spec=provisional)
+    shape = (1, 3, h, w) if layout == "NCHW" else (1, h, w, 3)
+    shapes = [np.shape(o) for o in backend.forward(np.zeros(shape, np.float32))]
+    spec = spec_for(family, model_path.stem, h, w, shapes)
+    return spec.with_changes(layout=layout, mean=(mean,) * 3, std=(std,) * 3, channel_order=channel_order,
+                             resize=resize, provenance=Provenance(
+                                 source=str(model_path), source_sha256=sha256_file(model_path),
+                                 converter="third-party (described by converters.describe)", precision=precision))
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m converters.describe", description=(
+        "Copy a third-party face-detector artifact into --out with a model.json, its family checked against its "
+        f"output shapes, so `python -m eval` and the runtimes can use it. Artifacts: {', '.join(BACKENDS)}."))
+    p.add_argument("artifact", type=Path, help="the model file (for ncnn the .param, its .bin beside it)")
+    p.add_argument("--family", required=True, choices=("scrfd", "ultraface"), help="detector family")
+    p.add_argument("--hw", required=True, help="input H,W the artifact runs at (e.g. 480,640; 240,320)")
+    p.add_argument("--layout", choices=("NCHW", "NHWC"), default="NCHW",
+                   help="input layout the artifact expects (TFLite files are usually NHWC)")
+    p.add_argument("--mean", type=float, help="pixel mean (default: 127.5 for scrfd, 127 for ultraface)")
+    p.add_argument("--std", type=float, default=128.0, help="pixel std (default 128)")
+    p.add_argument("--bgr", action="store_true", help="the artifact takes BGR input (default RGB)")
+    p.add_argument("--resize", choices=("letterbox", "stretch"), default="letterbox", help="default resize mode")
+    p.add_argument("--precision", default="fp32", help="what the artifact stores, for the report (default fp32)")
+    p.add_argument("--out", type=Path, required=True, help="folder to copy the artifact and its model.json into")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    h, w = (int(v) for v in args.hw.split(","))
+    model_path, _ = resolve_artifact(args.artifact)
+    mean = args.mean if args.mean is not None else (127.5 if args.family == "scrfd" else 127.0)
+    spec = describe(model_path, args.family, h, w, args.layout, mean, args.std, "BGR" if args.bgr else "RGB",
+                    args.resize, args.precision)
+    with atomic_output_dir(args.out) as tmp:
+        for file in companions(model_path):
+            shutil.copyfile(file, tmp / f"model{file.suffix}")
+        spec.save(tmp / "model.json")
+    print(f"wrote {args.out} ({spec.family}, {h}x{w}, outputs {list(spec.output_shapes())})")
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,36 @@
+"""Third-party artifacts get a checked model.json in a copy, never beside the original in ../shared."""
+import pytest
+
+from converters.describe import main as describe_main
+from models.spec import ModelSpec
+from runtimes import load_backend
+from tests.conftest import SHARED, requires_shared
+
+REFERENCE = SHARED / "reference"
+
+
+@requires_shared
+@pytest.mark.parametrize("artifact,args,shape", [
+    ("ultraface_mnn/RFB-320.mnn", ["--family", "ultraface", "--hw", "240,320"], (1, 3, 240, 320)),
+    ("ultraface_ncnn/slim_320.param", ["--family", "ultraface", "--hw", "240,320"], (1, 3, 240, 320)),
+    ("scrfd_tflite_seed/scrfd500m_480x640_float32.tflite",
+     ["--family", "scrfd", "--hw", "480,640", "--layout", "NHWC"], (1, 480, 640, 3)),
+])
+def test_reference_artifacts_are_described_in_a_copy(tmp_path, artifact, args, shape):
+    import numpy as np
+
+    before = sorted(p.name for p in (REFERENCE / artifact).parent.iterdir())
+    assert describe_main([str(REFERENCE / artifact), *args, "--out", str(tmp_path / "copy")]) == 0
+    assert sorted(p.name for p in (REFERENCE / artifact).parent.iterdir()) == before  # nothing written there
+    spec = ModelSpec.load(tmp_path / "copy" / "model.json")
+    assert spec.provenance.source_sha256
+    outputs = load_backend(tmp_path / "copy")(np.zeros(shape, np.float32))
+    assert [o.shape for o in outputs] == list(spec.output_shapes())
+
+
+@requires_shared
+def test_a_wrong_family_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="do not match scrfd|not SCRFD"):
+        describe_main([str(REFERENCE / "ultraface_mnn" / "RFB-320.mnn"), "--family", "scrfd", "--hw", "240,320",
+                       "--out", str(tmp_path / "copy")])
+    assert not (tmp_path / "copy").exists()
