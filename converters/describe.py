@@ -14,7 +14,7 @@ import numpy as np
 
 from converters.onnx import spec_for
 from models.spec import ModelSpec, Provenance, scrfd_spec, ultraface_spec
-from runtimes.backend import BACKENDS, load_backend, resolve_artifact
+from runtimes.backend import BACKENDS, canonical_order, load_backend, resolve_artifact
 from runtimes.cli import run_cli
 from runtimes.files import atomic_output_dir, sha256_file
 
@@ -34,6 +34,7 @@ def describe(model_path: Path, family: str, h: int, w: int, layout: str, mean: f
     shape = (1, 3, h, w) if layout == "NCHW" else (1, h, w, 3)
     shapes = [np.shape(o) for o in backend.forward(np.zeros(shape, np.float32))]
     spec = spec_for(family, model_path.stem, h, w, shapes)
+    canonical_order(shapes, spec)  # the outputs really are this family's, or a clear error
     return spec.with_changes(layout=layout, mean=(mean,) * 3, std=(std,) * 3, channel_order=channel_order,
                              resize=resize, provenance=Provenance(
                                  source=str(model_path), source_sha256=sha256_file(model_path),

@@ -23,4 +23,7 @@ class MnnBackend(Backend):
     def forward(self, blob: np.ndarray) -> list[np.ndarray]:
         expr = self._expr
         outputs = self.module.forward([expr.const(blob, list(blob.shape), expr.NCHW, expr.float)])
+        if not outputs:
+            raise ValueError(f"{self.path}: MNN could not run this model (an operator this MNN build lacks? "
+                             "its log above names it)")
         return [np.array(expr.convert(o, expr.NCHW).read()) for o in outputs]

@@ -34,3 +34,11 @@ def test_a_wrong_family_is_refused(tmp_path):
         describe_main([str(REFERENCE / "ultraface_mnn" / "RFB-320.mnn"), "--family", "scrfd", "--hw", "240,320",
                        "--out", str(tmp_path / "copy")])
     assert not (tmp_path / "copy").exists()
+
+
+@requires_shared
+def test_a_model_the_runtime_cannot_run_is_refused_clearly(tmp_path):
+    # the Ultra-Light project's old MNN INT8 file uses EltwiseInt8, which MNN 3.x no longer has
+    with pytest.raises(ValueError, match="MNN could not run this model"):
+        describe_main([str(REFERENCE / "ultraface_mnn" / "RFB-320-quant-KL-5792.mnn"), "--family", "ultraface",
+                       "--hw", "240,320", "--out", str(tmp_path / "copy")])
