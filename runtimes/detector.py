@@ -31,6 +31,10 @@ class Detector:
     def postprocess(self, outputs: list[np.ndarray], resized: Resized) -> Detections:
         """Canonical raw outputs of one image → NMS-filtered Detections in that image's pixels."""
         boxes, scores, landmarks = decode(outputs, self.spec, self.score_threshold)
+        valid = (boxes[:, 2] >= boxes[:, 0]) & (boxes[:, 3] >= boxes[:, 1])  # quantized heads can invert a box
+        if not valid.all():
+            boxes, scores = boxes[valid], scores[valid]
+            landmarks = None if landmarks is None else landmarks[valid]
         if self.pre_nms_top_k is not None and len(scores) > self.pre_nms_top_k:
             # the best k candidates, in their original order so NMS breaks ties as without the cap
             top = np.sort(np.argsort(-scores, kind="stable")[:self.pre_nms_top_k])

@@ -120,3 +120,13 @@ def test_pre_nms_top_k_keeps_the_best_candidates_only():
     detector = Detector(FixedBackend(spec), score_threshold=0.5, pre_nms_top_k=2)
     found = detector.postprocess(outputs, Resized(np.zeros((64, 64, 3), np.uint8), 1.0, 1.0))
     assert found.scores.tolist() == pytest.approx([0.9, 0.7])
+
+
+def test_boxes_with_negative_size_are_not_detections():
+    spec = scrfd_spec("s", 64, 64, landmarks=False)
+    outputs = [np.zeros(shape, np.float32) for shape in spec.output_shapes()]
+    outputs[0][[0, 10], 0] = [0.9, 0.8]
+    outputs[1][0] = [1, 1, 1, 1]
+    outputs[1][10] = [1, 1, -2, 1]  # right edge left of the left edge
+    found = Detector(FixedBackend(spec)).postprocess(outputs, Resized(np.zeros((64, 64, 3), np.uint8), 1.0, 1.0))
+    assert found.scores.tolist() == pytest.approx([0.9])
