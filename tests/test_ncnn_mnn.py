@@ -156,3 +156,22 @@ def test_missing_pnnx_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(ncnn_converter.shutil, "which", lambda *args, **kwargs: None)
     with pytest.raises(FileNotFoundError, match="pip install pnnx"):
         ncnn_converter.pnnx_executable()
+
+
+@requires_shared
+def test_one_failing_backend_does_not_stop_the_others(tmp_path, monkeypatch):
+    import converters.ncnn as ncnn_converter
+    from converters.all import main
+
+    def no_pnnx():
+        raise FileNotFoundError("pnnx is not installed: pip install pnnx (it ships the converter binary)")
+
+    monkeypatch.setattr(ncnn_converter, "pnnx_executable", no_pnnx)
+    code = main(["--hw", "320,320", "--onnx", str(SCRFD_ONNX), "--family", "scrfd", "--out", str(tmp_path)])
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert code == 1
+    assert "pnnx is not installed" in summary["failed_backends"]["ncnn"]
+    assert {Path(a["folder"]).name for a in summary["artifacts"]} == {
+        "tflite-fp32", "tflite-fp16", "mnn-fp32", "mnn-fp16", "mnn-int8w"}
+    assert all(a["passed"] for a in summary["artifacts"])
+    assert "ncnn: FileNotFoundError" in (tmp_path / "summary.md").read_text()
