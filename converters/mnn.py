@@ -53,7 +53,7 @@ def convert(job: ConvertJob) -> dict[str, Produced]:
         with Timer() as timer:
             mnnconvert(job.hub.path, job.work / f"{precision}.mnn", extra, log)
         produced[precision] = Produced([job.work / f"{precision}.mnn"], timer.seconds)
-    if job.int8:
+    if job.options.int8:
         with Timer() as timer:
             write_calibration_images(job, job.work / "calibration")
             config = job.work / "quant.json"

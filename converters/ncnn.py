@@ -49,8 +49,8 @@ def convert(job: ConvertJob) -> dict[str, Produced]:
         with Timer() as timer:
             files = run_pnnx(job.hub.path, job.work / precision, shape, fp16, log)
         produced[precision] = Produced(list(files), timer.seconds)
-    if job.int8:
-        with Timer() as timer, tool_output_to(job.work / "calibrate.log", job.verbose):
+    if job.options.int8:
+        with Timer() as timer, tool_output_to(job.work / "calibrate.log", job.options.verbose):
             param, weights = produced["fp32"].files
             table = calibrate(param, weights, job.calibration.normalized(spec, "NCHW"), job.options.ncnn_calib)
             out = job.work / "int8"

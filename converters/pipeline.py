@@ -27,16 +27,14 @@ from runtimes.files import atomic_output_dir, atomic_write_text
 
 @dataclass(frozen=True)
 class ConvertJob:
-    """What a backend's convert function gets: the hub model, a scratch folder, the INT8 inputs, the CLI options."""
+    """What a backend's convert function gets: the hub model, a scratch folder, the calibration set (with --int),
+    held-out canvases, and the CLI options (options.int8, options.int_io, options.verbose, backend flags)."""
 
     hub: HubModel
     work: Path
-    int8: bool
-    int_io: bool
     calibration: CalibrationSet | None
     sample_canvases: np.ndarray  # (N,H,W,3) uint8 held-out canvases, for tools that want sample data of their own
     options: argparse.Namespace
-    verbose: bool = False
 
 
 @dataclass(frozen=True)
@@ -136,8 +134,8 @@ def run_backend(backend: BackendConverter, args: argparse.Namespace, shared: Sha
     """Convert and verify; artifacts land in <out>/<backend>-<precision>/ atomically, verify.json inside."""
     results = []
     with tempfile.TemporaryDirectory(prefix=f"facekit-{backend.name}-") as work:
-        job = ConvertJob(shared.hub, Path(work), args.int8, args.int_io, shared.calibration,
-                         np.stack([r.canvas for r in shared.verifier.resized]), args, args.verbose)
+        job = ConvertJob(shared.hub, Path(work), shared.calibration,
+                         np.stack([r.canvas for r in shared.verifier.resized]), args)
         with step(f"convert to {backend.name}"):
             produced = backend.convert(job)
         for precision, made in produced.items():

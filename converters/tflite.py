@@ -60,7 +60,7 @@ def convert(job: ConvertJob) -> dict[str, Produced]:
     shutil.copyfile(job.hub.path, source)
     write_sample_file(job.work, job.sample_canvases)
     out = job.work / "tflite"
-    with working_directory(job.work), tool_output_to(job.work / "onnx2tf.log", job.verbose):
+    with working_directory(job.work), tool_output_to(job.work / "onnx2tf.log", job.options.verbose):
         import onnx2tf
 
         with Timer() as floats:  # one onnx2tf run writes both float files
@@ -68,11 +68,12 @@ def convert(job: ConvertJob) -> dict[str, Produced]:
                             output_signaturedefs=True, non_verbose=True, verbosity="error")
         produced = {"fp32": Produced([out / "model_float32.tflite"], floats.seconds),
                     "fp16": Produced([out / "model_float16.tflite"], floats.seconds)}
-        if job.int8:
+        if job.options.int8:
             with Timer() as quantizing:
                 samples = job.calibration.normalized(job.hub.spec, "NHWC")
-                (out / "model_int8.tflite").write_bytes(quantize_int8(out, samples, job.int_io))
-            produced["int8io" if job.int_io else "int8"] = Produced([out / "model_int8.tflite"], quantizing.seconds)
+                (out / "model_int8.tflite").write_bytes(quantize_int8(out, samples, job.options.int_io))
+            precision = "int8io" if job.options.int_io else "int8"
+            produced[precision] = Produced([out / "model_int8.tflite"], quantizing.seconds)
     missing = [str(made.files[0]) for made in produced.values() if not made.files[0].is_file()]
     if missing:
         raise RuntimeError(f"onnx2tf did not write {missing}; rerun with -v for its log")
