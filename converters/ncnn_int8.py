@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtimes.ncnn import NcnnLayer, graph_io, read_param, write_param
+from runtimes.ncnn import NcnnLayer, graph_io, param_text, read_param
 
 QUANTIZABLE = ("Convolution", "ConvolutionDepthWise")
 WEIGHTLESS = ("Input", "Split", "Concat", "Permute", "Reshape", "Sigmoid", "Softmax", "Interp", "BinaryOp",
@@ -139,4 +139,4 @@ def rewrite_int8(param: Path, weights: Path, table: Int8Table, out_param: Path, 
         cursor = end
     chunks.append(data[cursor:])
     Path(out_weights).write_bytes(b"".join(chunks))
-    Path(out_param).write_text(write_param(layers, out_param))
+    Path(out_param).write_text(param_text(layers))

@@ -5,13 +5,13 @@ import json
 import re
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 
 from eval.groundtruth import SETTINGS, GroundTruth
-from eval.inference import predict_images
+from eval.inference import Timing, predict_images
 from eval.predictions import read_predictions, shard_of
 from eval.protocol import SettingResult, image_curves, normalize_scores, summarize
 from runtimes.backend import load_backend, resolve_artifact
@@ -123,8 +123,8 @@ def merged_timing(runs: list[dict], scoring_seconds: float) -> dict | None:
     runs = [r for r in runs if r["timing"]["images"]]
     if not runs:
         return None
-    total = {k: sum(r["timing"][k] for r in runs) for k in ("read", "preprocess", "forward", "postprocess",
-                                                             "write", "wall", "images")}
+    summed = [f.name for f in fields(Timing) if f.name != "forward_alone_ms"]
+    total = {k: sum(r["timing"][k] for r in runs) for k in summed}
     total["forward_alone_ms"] = float(np.mean([r["timing"]["forward_alone_ms"] for r in runs]))
     total["scoring"] = scoring_seconds
     total["wall"] += scoring_seconds

@@ -51,7 +51,8 @@ def read_param(path: Path) -> list[NcnnLayer]:
     return layers
 
 
-def write_param(layers: list[NcnnLayer], path: Path) -> str:
+def param_text(layers: list[NcnnLayer]) -> str:
+    """The text of a .param file holding `layers`."""
     blobs = len({b for layer in layers for b in layer.tops})
     return "\n".join([PARAM_MAGIC, f"{len(layers)} {blobs}", *(layer.line() for layer in layers)]) + "\n"
 
