@@ -1,26 +1,22 @@
 """Run a Detector over the evaluation images and write submission files, resumably, with a timing split.
 
-Three stages overlap: a thread reads and preprocesses the next image, the calling thread runs the backend,
-another thread decodes, applies NMS and writes the previous one. The overhead share is measured against the
-backend alone (a forward-only timing before the run), never against in-loop timings that contention inflates.
+The stages overlap through runtimes.pipeline (read + preprocess ahead, backend here, decode + NMS + write
+behind). The overhead share is measured against the backend alone (a forward-only timing before the run), never
+against in-loop timings that contention inflates.
 """
 from __future__ import annotations
 
 import time
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
-import numpy as np
 from tqdm import tqdm
 
 from eval.predictions import write_prediction
 from runtimes.detector import Detector
+from runtimes.pipeline import forward_alone_ms, pipelined
 from runtimes.preprocess import prepare
-
-AHEAD = 2  # images read and preprocessed ahead of the backend
 
 
 @dataclass
@@ -47,19 +43,10 @@ class InferenceRun:
     unreadable: list[str] = field(default_factory=list)
 
 
-def forward_alone_ms(detector: Detector, image_path: Path, runs: int = 10) -> float:
-    """Median backend time on one real image, nothing else running: the reference for the overhead share."""
-    image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
-    if image is None:
-        return 0.0
-    blob, _ = prepare(image, detector.spec, detector.resize)
-    detector.backend(blob)  # warm-up
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        detector.backend(blob)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1000)
+@dataclass
+class _Loaded:
+    key: str
+    prepared: tuple | None  # (blob, Resized), None if the image did not decode
 
 
 def predict_images(detector: Detector, images_dir: Path, keys: list[str], out_dir: Path,
@@ -71,44 +58,41 @@ def predict_images(detector: Detector, images_dir: Path, keys: list[str], out_di
     if not todo:
         return run
     timing = run.timing
-    timing.forward_alone_ms = forward_alone_ms(detector, images_dir / f"{todo[0]}.jpg")
+    first = cv2.imread(str(images_dir / f"{todo[0]}.jpg"), cv2.IMREAD_COLOR)
+    timing.forward_alone_ms = 0.0 if first is None else forward_alone_ms(detector, first)
 
-    def load(key):
+    def load(key: str) -> _Loaded:
         t0 = time.perf_counter()
         image = cv2.imread(str(images_dir / f"{key}.jpg"), cv2.IMREAD_COLOR)
         t1 = time.perf_counter()
         prepared = None if image is None else prepare(image, detector.spec, detector.resize)
-        return prepared, t1 - t0, time.perf_counter() - t1
+        timing.read += t1 - t0
+        timing.preprocess += time.perf_counter() - t1
+        return _Loaded(key, prepared)
 
-    def finish(key, outputs, resized):
+    def forward(loaded: _Loaded):
+        if loaded.prepared is None:
+            return None
         t0 = time.perf_counter()
-        found = detector.postprocess(outputs, resized)
+        outputs = detector.backend(loaded.prepared[0])
+        timing.forward += time.perf_counter() - t0
+        return outputs
+
+    def finish(loaded: _Loaded, outputs) -> None:
+        if outputs is None:
+            run.unreadable.append(loaded.key)
+            return
+        t0 = time.perf_counter()
+        found = detector.postprocess(outputs, loaded.prepared[1])
         t1 = time.perf_counter()
-        write_prediction(out_dir, key, found.boxes, found.scores)
-        return t1 - t0, time.perf_counter() - t1
+        write_prediction(out_dir, loaded.key, found.boxes, found.scores)
+        timing.postprocess += t1 - t0
+        timing.write += time.perf_counter() - t1
+        timing.images += 1
 
     start = time.perf_counter()
-    with ThreadPoolExecutor(1) as reader, ThreadPoolExecutor(1) as writer:
-        loading = deque(reader.submit(load, k) for k in todo[:AHEAD])
-        finishing = []
-        for i, key in enumerate(tqdm(todo, desc=f"detect {label}".strip(), unit="img", leave=False, disable=None)):
-            prepared, read_s, prep_s = loading.popleft().result()
-            if i + AHEAD < len(todo):
-                loading.append(reader.submit(load, todo[i + AHEAD]))
-            timing.read += read_s
-            timing.preprocess += prep_s
-            if prepared is None:
-                run.unreadable.append(key)
-                continue
-            blob, resized = prepared
-            t0 = time.perf_counter()
-            outputs = detector.backend(blob)
-            timing.forward += time.perf_counter() - t0
-            finishing.append(writer.submit(finish, key, outputs, resized))
-        for future in finishing:
-            post_s, write_s = future.result()
-            timing.postprocess += post_s
-            timing.write += write_s
-            timing.images += 1
+    results = pipelined(todo, load, forward, finish)
+    for _ in tqdm(results, total=len(todo), desc=f"detect {label}".strip(), unit="img", leave=False, disable=None):
+        pass
     timing.wall = time.perf_counter() - start
     return run

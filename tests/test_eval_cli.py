@@ -18,13 +18,9 @@ SUBSET = ["0--Parade/0_Parade_Parade_0_611", "0--Parade/0_Parade_marchingband_1_
           "12--Group/12_Group_Group_12_Group_Group_12_10", "12--Group/12_Group_Group_12_Group_Group_12_29"]
 
 
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory):
-    from converters.onnx import main as onnx_main
-
-    out = tmp_path_factory.mktemp("hub")
-    assert onnx_main(["--onnx", str(SCRFD_ONNX), "--family", "scrfd", "--hw", "480,640", "--out", str(out)]) == 0
-    return out / "onnx"
+@pytest.fixture
+def hub(scrfd_hub):
+    return scrfd_hub
 
 
 @pytest.fixture

@@ -1,0 +1,167 @@
+"""python -m runtimes.run SOURCE --model ARTIFACT: faces in a video, an image sequence or a camera, tracked.
+
+Thin over runtimes.video: opens the source and outputs (every bad path fails before any work), runs the
+pipelined loop with a progress bar or a window, and writes the summary. Ctrl-C stops cleanly: the frames in
+flight are finished, the outputs closed with what was processed, the summary written, and the exit code is 130.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from pathlib import Path
+
+import cv2
+from tqdm import tqdm
+
+from runtimes.cli import run_cli
+from runtimes.detector import Detector
+from runtimes.files import atomic_write_text
+from runtimes.sinks import VIDEO_CODECS, JsonlSink, VideoSink, prepare_output
+from runtimes.smooth import SmootherConfig
+from runtimes.sources import open_source
+from runtimes.track import TrackerConfig
+from runtimes.video import VideoRun
+
+NO_DEFAULT_MODEL = (
+    "no default model ships yet: pass --model ARTIFACT, a folder that a converter wrote, e.g. "
+    "--model artifacts/scrfd_500m_kps_480x640/tflite-int8 after `python -m converters.tflite --int --hw 480,640 "
+    "--onnx ../shared/weights/scrfd/scrfd_500m_kps.onnx --family scrfd`")
+WINDOW = "facekit (q or Esc to stop)"
+
+
+def parser() -> argparse.ArgumentParser:
+    tracker, smoother = TrackerConfig(), SmootherConfig()
+    p = argparse.ArgumentParser(prog="python -m runtimes.run", description=(
+        "Detect, track and smooth faces in a video file, an image folder or glob, or a camera, with any converted "
+        "artifact (ONNX, TFLite, NCNN, MNN). Decoding and preprocessing run ahead of the model, tracking, drawing "
+        "and writing behind it, on threads. Ctrl-C stops and keeps what was processed."))
+    p.add_argument("source", help="video file, image file, folder of images, glob in quotes ('frames/*.jpg'), or a "
+                                  "camera index such as 0")
+    p.add_argument("--model", type=Path, help="artifact folder or file with its model.json (e.g. "
+                                              "artifacts/scrfd_500m_kps_480x640/tflite-int8)")
+    p.add_argument("--threads", type=int, help="backend threads (default: the runtime's own)")
+    p.add_argument("--out", type=Path, help=f"annotated video to write ({', '.join(VIDEO_CODECS)}); boxes, "
+                                            "landmarks, track ids and an FPS line are drawn")
+    p.add_argument("--json", type=Path, help="JSON Lines file, one record per frame (schema in the README)")
+    p.add_argument("--summary", type=Path, help="summary JSON path (default: <out or json>.summary.json beside "
+                                                "the first output; none without outputs)")
+    p.add_argument("--every", type=int, default=1, help="detect on every K-th frame and let the tracker predict "
+                                                        "the others (default 1: every frame); for slow devices")
+    p.add_argument("--score-thr", type=float, default=tracker.high_score,
+                   help=f"score that starts a track and is matched first (default {tracker.high_score})")
+    p.add_argument("--low-score-thr", type=float, default=tracker.low_score,
+                   help=f"weaker detections down to this score only keep existing tracks alive, e.g. half-hidden "
+                        f"faces (default {tracker.low_score})")
+    p.add_argument("--nms", type=float, default=0.4, help="NMS IoU threshold (default 0.4)")
+    p.add_argument("--min-hits", type=int, default=tracker.min_hits,
+                   help=f"detections before a track gets an id and is shown (default {tracker.min_hits})")
+    p.add_argument("--max-misses", type=int, default=tracker.max_misses,
+                   help=f"detection frames without a match before a track dies (default {tracker.max_misses})")
+    p.add_argument("--no-smooth", action="store_true", help="show tracked boxes as detected, without temporal "
+                                                            "smoothing")
+    p.add_argument("--smooth-min-cutoff", type=float, default=smoother.min_cutoff,
+                   help=f"smoothing of still faces, cycles per frame: lower is steadier (default "
+                        f"{smoother.min_cutoff})")
+    p.add_argument("--smooth-beta", type=float, default=smoother.beta,
+                   help=f"how quickly smoothing lets go as a face moves: higher lags less (default {smoother.beta})")
+    p.add_argument("--no-scene-cuts", action="store_true", help="do not reset tracks at scene cuts (a cut "
+                   "normally gives every face a new id and forces a detection)")
+    p.add_argument("--resize", choices=("letterbox", "stretch"), help="override the model's resize mode")
+    p.add_argument("--max-frames", type=int, help="stop after this many frames")
+    p.add_argument("--fps", type=float, default=25.0, help="frame rate of image sequences, and of videos or "
+                                                           "cameras that report none (default 25)")
+    p.add_argument("--show", action="store_true", help="show the annotated frames in a window (needs an OpenCV "
+                                                       "build with a GUI); q or Esc stops")
+    return p
+
+
+def check_window_support() -> None:
+    """--show needs OpenCV's GUI; the headless build the kit installs has none: say so before any work."""
+    try:
+        cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)
+    except cv2.error as err:
+        raise ValueError("--show needs an OpenCV build with a GUI (this one is headless: pip install "
+                         "opencv-python in place of opencv-python-headless), or drop --show and use --out") from err
+
+
+def summary_path(args) -> Path | None:
+    if args.summary:
+        return args.summary
+    first = args.out or args.json
+    return first.with_name(f"{first.stem}.summary.json") if first else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.model is None:
+        raise ValueError(NO_DEFAULT_MODEL)
+    for name in ("threads", "max_frames"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be 1 or more")
+    tracker = TrackerConfig(high_score=args.score_thr, low_score=args.low_score_thr, min_hits=args.min_hits,
+                            max_misses=args.max_misses)
+    smoother = SmootherConfig(min_cutoff=args.smooth_min_cutoff, beta=args.smooth_beta)
+    summary_file = summary_path(args)
+    for path in (args.json, summary_file):
+        if path is not None:
+            prepare_output(path)
+    detector = Detector.from_artifact(args.model, threads=args.threads, score_threshold=tracker.low_score,
+                                      nms_threshold=args.nms, resize=args.resize)
+    if args.show:
+        check_window_support()
+    source = open_source(args.source, fps=args.fps)
+    with contextlib.ExitStack() as stack:
+        stack.callback(source.close)
+        video = VideoSink(args.out, source.fps) if args.out else None
+        jsonl = JsonlSink(args.json) if args.json else None
+        run = VideoRun(detector, every=args.every, tracker=tracker, smoother=smoother, smooth=not args.no_smooth,
+                       video=video, jsonl=jsonl, draw=args.show, scene_cuts=not args.no_scene_cuts)
+        interrupted = stopped = False
+        total = min(filter(None, (source.frame_count, args.max_frames)), default=None)
+        try:
+            with contextlib.closing(run.frames(source, args.max_frames)) as results:
+                progress = tqdm(results, total=total, unit="frame", desc="faces", disable=args.show or None)
+                for result in progress:
+                    if args.show:
+                        cv2.imshow(WINDOW, result.annotated)
+                        if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+                            stopped = True
+                            break
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            for sink in (video, jsonl):
+                if sink is not None:
+                    sink.close(commit=run.frames_done > 0)
+        if run.frames_done == 0:
+            raise ValueError(f"{source.name}: no frame could be read ({source.corrupt} unreadable); nothing "
+                             "was written")
+    summary = {"source": source.name, "model": str(args.model), "threads": args.threads,
+               **run.summary(), "corrupt_frames": source.corrupt, "interrupted": interrupted,
+               "stopped_by_user": stopped,
+               "outputs": {k: str(v) for k, v in (("video", args.out), ("json", args.json)) if v}}
+    if summary_file is not None:
+        atomic_write_text(summary_file, json.dumps(summary, indent=2) + "\n")
+    print(format_summary(summary), file=sys.stderr)
+    return 130 if interrupted else 0
+
+
+def format_summary(summary: dict) -> str:
+    """The summary as a few readable lines: speed against the backend-alone bound, then each stage."""
+    lines = [f"{summary['frames']} frames ({summary['detected_frames']} detected, {summary['corrupt_frames']} "
+             f"unreadable skipped) in {summary['wall_s']:.1f} s: {summary['fps']:.1f} FPS; backend alone "
+             f"{summary['forward_alone_ms']:.2f} ms/frame -> bound {summary['forward_bound_fps']:.1f} FPS, "
+             f"efficiency {summary['efficiency'] or 0:.2f}",
+             f"{summary['faces_per_frame']:.2f} faces per frame, {summary['tracks']} tracks, "
+             f"{summary['scene_cuts']} scene cuts",
+             "stage        mean ms   p90 ms"]
+    lines += [f"{stage:<12} {t['mean_ms']:>7.2f}  {t['p90_ms']:>7.2f}" for stage, t in summary["stages"].items()]
+    if summary["interrupted"]:
+        lines.append("interrupted: outputs hold the frames processed until Ctrl-C")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    run_cli(main)
