@@ -8,7 +8,6 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from importlib import metadata
 from pathlib import Path
 
 from calibration_data.calibration import sample_representative
@@ -87,16 +86,6 @@ def held_out_images(folder: Path | None, count: int = VERIFY_COUNT) -> list[Path
     if not folder.is_dir():
         raise UsageError(f"{folder}: no held-out images to verify on; pass --verify-images DIR")
     return sample_representative(list_images(folder), count, seed=1)
-
-
-def tool_versions(*distributions: str) -> dict[str, str]:
-    versions = {}
-    for dist in distributions:
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
 
 
 @contextmanager

@@ -22,9 +22,8 @@ from converters.common import (
     output_dir,
     source_name,
     step,
-    tool_versions,
 )
-from models.spec import ModelSpec, Provenance, check_input_size, scrfd_spec, ultraface_spec
+from models.spec import ModelSpec, Provenance, check_input_size, installed_versions, scrfd_spec, ultraface_spec
 from runtimes.backend import canonical_order
 from runtimes.cli import run_cli
 from runtimes.files import atomic_output_dir, sha256_file
@@ -233,7 +232,7 @@ def build_hub(args: argparse.Namespace) -> HubModel:
         model, spec = fix_onnx(model, family, h, w, args.opset, name)
     spec = spec.with_changes(provenance=Provenance(
         source=str(source), source_sha256=sha256_file(source), converter="converters.onnx",
-        precision="fp32", tool_versions=tool_versions(*ONNX_TOOLS)))
+        precision="fp32", tool_versions=installed_versions(*ONNX_TOOLS)))
     images = held_out_images(args.verify_images, args.verify_count)
     runner = source_runner(args, torch_model)
     with step(f"compare with the source on {len(images)} real images"):

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from calibration_data.calibration import DEFAULT_COUNT, CalibrationSet, build_calibration_set
-from converters.common import add_source_arguments, held_out_images, output_dir, step, tool_versions
+from converters.common import add_source_arguments, held_out_images, output_dir, step
 from converters.onnx import HubModel, build_hub
 from converters.verify import INT8_MIN_AGREEMENT, Verifier, VerifyReport
-from models.spec import ModelSpec
+from models.spec import ModelSpec, installed_versions
 from runtimes.backend import load_backend
 from runtimes.files import atomic_output_dir, atomic_write_text
 
@@ -150,7 +150,7 @@ def artifact_spec(hub_spec: ModelSpec, backend: BackendConverter, precision: str
     provenance = replace(
         hub_spec.provenance, converter=f"converters.{backend.name}", precision=precision,
         calibration_sha256=calibration.sha256 if calibration and "int8" in precision else "",
-        tool_versions={**hub_spec.provenance.tool_versions, **tool_versions(*backend.tools)})
+        tool_versions={**hub_spec.provenance.tool_versions, **installed_versions(*backend.tools)})
     return hub_spec.with_changes(layout=backend.layout, provenance=provenance)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
+from importlib import metadata
 from pathlib import Path
 
 FAMILIES = ("scrfd", "ultraface")
@@ -37,6 +38,17 @@ def parse_hw(text: str) -> tuple[int, int]:
     h, w = (int(p) for p in parts)
     check_input_size(h, w)
     return h, w
+
+
+def installed_versions(*distributions: str) -> dict[str, str]:
+    """Versions of the installed distributions among `distributions` (absent ones are left out)."""
+    versions = {}
+    for name in distributions:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
 
 
 @dataclass(frozen=True)

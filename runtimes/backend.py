@@ -23,13 +23,18 @@ class Backend(ABC):
 
     def __init__(self, path: Path, spec: ModelSpec, threads: int | None = None):
         self.path, self.spec, self.threads = Path(path), spec, threads
+        self._order: list[int] | None = None  # found on the first run: shapes are fixed per model
 
     @abstractmethod
     def forward(self, blob: np.ndarray) -> list[np.ndarray]:
         """Run the artifact once; outputs in whatever order and naming the format produced."""
 
     def __call__(self, blob: np.ndarray) -> list[np.ndarray]:
-        return canonical_outputs(self.forward(blob), self.spec)
+        outputs = self.forward(blob)
+        if self._order is None:
+            self._order = canonical_order([np.shape(o) for o in outputs], self.spec)
+            self._shapes = self.spec.output_shapes()
+        return [np.asarray(outputs[i], np.float32).reshape(shape) for i, shape in zip(self._order, self._shapes)]
 
 
 def canonical_order(shapes: list[tuple[int, ...]], spec: ModelSpec) -> list[int]:

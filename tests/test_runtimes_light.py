@@ -1,4 +1,4 @@
-"""runtimes/ and eval/ must work on a device without torch or tensorflow."""
+"""runtimes/, eval/ and benchmarks/ must work on a device without torch or tensorflow."""
 import subprocess
 import sys
 import textwrap
@@ -7,13 +7,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_runtimes_and_eval_import_without_torch_or_tensorflow():
+def test_runtimes_eval_and_benchmarks_import_without_torch_or_tensorflow():
     code = textwrap.dedent("""
         import sys
         for name in ("torch", "tensorflow", "tf_keras", "onnx2tf"):
             sys.modules[name] = None  # any import of these now raises ImportError
-        import pkgutil, importlib, runtimes, eval
-        for package in (runtimes, eval):
+        import pkgutil, importlib, runtimes, eval, benchmarks
+        for package in (runtimes, eval, benchmarks):
             for module in pkgutil.iter_modules(package.__path__):
                 importlib.import_module(f"{package.__name__}.{module.name}")
         from runtimes.tflite import interpreter_class

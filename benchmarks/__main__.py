@@ -1,0 +1,140 @@
+"""python -m benchmarks: FLOPs, size, latency per thread count, end-to-end time and peak memory of artifacts.
+
+    python -m benchmarks --artifacts artifacts/scrfd_500m_kps_480x640 --threads 1,2 --out benchmarks/results
+    python -m benchmarks --model artifacts/x/tflite-int8 --model artifacts/x/onnx --threads 1,2,4
+    python -m benchmarks --onnx model.onnx --family scrfd --hw 480,640        # the hub only (needs the convert extra)
+    python -m benchmarks merge --out report_dir pi4/results.json pi5/results.json x86/results.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from benchmarks.device import device_record
+from benchmarks.harness import default_images, run, targets_in
+from benchmarks.report import write_report
+from runtimes.cli import run_cli
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=(
+        "Benchmark converted artifacts: each (artifact, thread count) in a fresh process pinned to that many cores; "
+        "forward time alone and end to end (Detector on a 640x480 and a large image), median/p90/spread, peak RSS, "
+        "size, MACs/FLOPs/params counted on the ONNX graph. Writes results.json, results.csv, report.md and plots. "
+        "`python -m benchmarks merge --out DIR RESULTS.json ...` joins several devices into one report."))
+    p.add_argument("--model", type=Path, action="append", default=[], help="an artifact folder (repeatable)")
+    p.add_argument("--artifacts", type=Path, action="append", default=[],
+                   help="a folder of artifact folders, as python -m converters.all writes (repeatable)")
+    p.add_argument("--onnx", type=Path, help="benchmark an ONNX file: its hub artifact is made first with "
+                                             "converters.onnx (needs --family and --hw; the convert extra)")
+    p.add_argument("--family", choices=("scrfd", "ultraface"), help="with --onnx")
+    p.add_argument("--hw", help="with --onnx: H,W of the fixed input (divisible by 32)")
+    p.add_argument("--threads", default="1,2", help="thread counts, comma-separated (default 1,2); counts above "
+                                                    "the usable cores are skipped with a note")
+    p.add_argument("--runs", type=int, default=60, help="timed runs per measurement (default 60)")
+    p.add_argument("--warmup", type=int, default=10, help="untimed runs first (default 10)")
+    p.add_argument("--repeat", type=int, default=1, help="fresh processes per configuration, to see how far their "
+                                                         "medians agree (default 1)")
+    p.add_argument("--image", type=Path, action="append", default=[], help="images for end to end (twice: a "
+                   "640x480 one, then a large one; default: cut from the shared WIDER val image 0_Parade_Parade_0_611)")
+    p.add_argument("--eval", type=Path, action="append", default=[], help="python -m eval report.json files: adds "
+                                                                          "the AP-vs-latency plot")
+    p.add_argument("--device-label", help="name of this device in reports (default: CPU, architecture, cores)")
+    p.add_argument("--out", type=Path, default=Path("benchmark_results"), help="output folder")
+    return p
+
+
+def parse_threads(text: str) -> list[int]:
+    try:
+        counts = sorted({int(t) for t in text.split(",") if t.strip()})
+    except ValueError:
+        counts = []
+    if not counts or counts[0] < 1:
+        raise ValueError(f"--threads expects counts such as 1,2,4, got {text!r}")
+    return counts
+
+
+def hub_from_onnx(args) -> Path:
+    if not (args.family and args.hw):
+        raise ValueError("--onnx needs --family and --hw (the hub ONNX has a fixed input size)")
+    out = args.out / "hub"
+    done = subprocess.run([sys.executable, "-m", "converters.onnx", "--onnx", str(args.onnx), "--family",
+                           args.family, "--hw", args.hw, "--out", str(out)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise ValueError(f"{args.onnx}: converters.onnx could not make the hub ONNX: "
+                         f"{(done.stderr.strip().splitlines() or ['no output'])[-1]}")
+    return out / "onnx"
+
+
+def graph_costs(targets) -> dict[Path, dict]:
+    """MACs, FLOPs and params per hub ONNX, or nothing where the onnx package is missing (a bare device)."""
+    try:
+        from benchmarks.flops import count
+    except ImportError:
+        return {}
+    costs = {}
+    for onnx in {t.onnx for t in targets if t.onnx is not None}:
+        try:
+            cost = count(onnx)
+        except ImportError:
+            return {}
+        costs[onnx] = {"macs": cost.macs, "flops": cost.flops, "params": cost.params}
+    return costs
+
+
+def benchmark(args) -> int:
+    threads = parse_threads(args.threads)
+    models = list(args.model) + ([hub_from_onnx(args)] if args.onnx else [])
+    targets = targets_in(models, args.artifacts)
+    if not targets:
+        raise ValueError("nothing to benchmark: pass --model ARTIFACT, --artifacts DIR or --onnx FILE")
+    if args.image and len(args.image) != 2:
+        raise ValueError("--image takes two images: a 640x480 one, then a large one")
+    images = args.image or default_images()
+    device = device_record(args.device_label)
+    costs = graph_costs(targets)
+    rows, notes = run(targets, threads, args.runs, args.warmup, images, args.repeat, device["label"])
+    by_folder = {t.label: costs.get(t.onnx, {}) for t in targets}
+    for row in rows:
+        row.update(by_folder[row["artifact"]])
+    if not costs:
+        notes.append("MACs/FLOPs not counted: the onnx package is not installed here (pip install onnx)")
+    result = {"device": device, "rows": rows, "notes": notes,
+              "settings": {"runs": args.runs, "warmup": args.warmup, "repeat": args.repeat,
+                           "images": [str(i) for i in images]}}
+    written = write_report([result], args.out, args.eval)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"{len(rows)} measurements; " + ", ".join(str(p) for p in written), file=sys.stderr)
+    return 0 if rows else 1
+
+
+def merge(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks merge",
+                                description="Join results.json files from several devices into one report.")
+    p.add_argument("results", type=Path, nargs="+", help="results.json files written by python -m benchmarks")
+    p.add_argument("--eval", type=Path, action="append", default=[], help="eval report.json files for AP plots")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    args = p.parse_args(argv)
+    results = []
+    for path in args.results:
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such results file")
+        results += json.loads(path.read_text())
+    written = write_report(results, args.out, args.eval)
+    print(", ".join(str(p) for p in written), file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["merge"]:
+        return merge(argv[1:])
+    return benchmark(parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,138 @@
+"""One benchmark configuration, measured inside this fresh process: python -m benchmarks.measure ... prints JSON.
+
+The process pins itself to the first N usable cores before any runtime is imported (thread pools size
+themselves at start), records its resident memory after the shared imports, after the runtime's import and
+after loading the model, then times, round by round in turn, the forward pass alone, preprocessing, decode +
+NMS and the whole Detector (BGR image in, Detections out) on each image, and reports its peak RSS last. Run by
+benchmarks.harness, one process per configuration.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+# Only the standard library at import time: the process pins its cores before numpy, OpenCV or any runtime
+# starts a thread pool (see measure()).
+
+MIB = 1024 * 1024
+
+
+def pin_to_cores(count: int) -> list[int]:
+    """Restrict this process to the first `count` cores it may use; the cores chosen (all of them off Linux)."""
+    if not hasattr(os, "sched_setaffinity"):
+        return []
+    cores = sorted(os.sched_getaffinity(0))[:count]
+    os.sched_setaffinity(0, cores)
+    return cores
+
+
+def rss_mib() -> float:
+    """Resident memory now (Linux /proc), in MiB."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def peak_rss_mib() -> float:
+    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is bytes on macOS, KiB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / MIB
+
+
+def interleaved_ms(measured: dict, runs: int, warmup: int) -> dict[str, list[float]]:
+    """Milliseconds of each named function, all of them run in turn each round, so that a burst of outside load
+    (seen here lasting a few hundred ms) hits every quantity alike and their ratios stay meaningful."""
+    for _ in range(warmup):
+        for fn in measured.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in measured}
+    for _ in range(runs):
+        for name, fn in measured.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def stats(times: list[float], blocks: int = 3) -> dict:
+    """median_ms: the lowest of `blocks` consecutive block medians (the device unloaded: a noise burst spoils a
+    block, not the figure); p10, p90 and spread = (p90 - p10) / median over all runs (what a user will see)."""
+    size = max(1, len(times) // blocks)
+    median = min(statistics.median(times[i:i + size]) for i in range(0, size * blocks, size) if times[i:i + size])
+    deciles = statistics.quantiles(times, n=10, method="inclusive") if len(times) > 1 else times * 9
+    p10, p90 = deciles[0], deciles[8]
+    return {"median_ms": round(median, 4), "p10_ms": round(p10, 4), "p90_ms": round(p90, 4),
+            "spread": round((p90 - p10) / median, 4), "runs": len(times)}
+
+
+def import_runtime(suffix: str) -> None:
+    """Import the runtime package an artifact needs (the adapters import theirs lazily, at load)."""
+    if suffix == ".tflite":
+        from runtimes.tflite import interpreter_class
+
+        interpreter_class()
+    else:
+        importlib.import_module({".onnx": "onnxruntime", ".param": "ncnn", ".mnn": "MNN"}[suffix])
+
+
+def measure(model: Path, threads: int, runs: int, warmup: int, images: list[Path]) -> dict:
+    cores = pin_to_cores(threads)
+    import cv2
+
+    from runtimes.backend import load_backend, resolve_artifact
+    from runtimes.detector import Detector
+    from runtimes.preprocess import prepare
+
+    record = {"cores": cores, "rss_base_mib": round(rss_mib(), 1)}
+    import_runtime(resolve_artifact(model)[0].suffix)
+    record["rss_runtime_import_mib"] = round(rss_mib(), 1)
+    backend = load_backend(model, threads)
+    record["rss_loaded_mib"] = round(rss_mib(), 1)
+    detector = Detector(backend, score_threshold=0.5)
+    pictures = []
+    for path in images:
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise ValueError(f"{path}: cannot be read as an image")
+        pictures.append((path, image))
+    blob, resized = prepare(pictures[0][1], detector.spec, detector.resize)
+    outputs = backend(blob)
+    measured = {"forward": lambda: backend(blob),
+                "preprocess": lambda: prepare(pictures[0][1], detector.spec, detector.resize),
+                "postprocess": lambda: detector.postprocess(outputs, resized)}
+    measured.update({f"e2e {i}": (lambda image=image: detector(image)) for i, (_, image) in enumerate(pictures)})
+    times = interleaved_ms(measured, runs, warmup)
+    for name in ("forward", "preprocess", "postprocess"):
+        record[name] = stats(times[name])
+    record["end_to_end"] = [{"image": path.name, "size": [image.shape[1], image.shape[0]],
+                             "faces": len(detector(image)), **stats(times[f"e2e {i}"])}
+                            for i, (path, image) in enumerate(pictures)]
+    record["rss_peak_mib"] = round(peak_rss_mib(), 1)
+    return record
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.measure",
+                                description="Measure one artifact at one thread count in this process (JSON out).")
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--threads", type=int, required=True)
+    p.add_argument("--runs", type=int, default=60)
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--image", type=Path, action="append", required=True, help="first: the 640x480 image")
+    args = p.parse_args(argv)
+    print(json.dumps(measure(args.model, args.threads, args.runs, args.warmup, args.image)))
+    return 0
+
+
+if __name__ == "__main__":
+    from runtimes.cli import run_cli
+
+    run_cli(main)
