@@ -153,6 +153,10 @@ def test_bad_inputs_are_clear_errors(tmp_path):
         bench_main(["--artifacts", str(tmp_path / "missing")])
     with pytest.raises(FileNotFoundError, match="holds no artifact"):
         bench_main(["--artifacts", str(tmp_path)])
+
+
+@requires_shared
+def test_an_artifact_without_model_json_says_how_to_describe_it(tmp_path):
     (tmp_path / "a").mkdir()
     shutil.copy(ULTRAFACE / "version-slim-320_without_postprocessing.onnx", tmp_path / "a" / "model.onnx")
     with pytest.raises(FileNotFoundError, match="converters.describe"):

@@ -12,7 +12,7 @@ from models.spec import ModelSpec
 from runtimes import Detector, load_backend
 from runtimes.nms import box_iou
 from runtimes.tflite import interpreter_class
-from tests.conftest import SCRFD_ONNX, VAL_IMAGES, wider_val_faces
+from tests.conftest import SCRFD_ONNX, VAL_IMAGES, requires_shared, wider_val_faces
 
 PRECISIONS = ("fp32", "fp16", "int8")
 
@@ -103,6 +103,7 @@ def test_detect_cli_draws_boxes_on_faces(scrfd_tflite, tmp_path):
     assert drawn.shape == original.shape and (drawn != original).any()
 
 
+@requires_shared
 def test_int_io_tflite_takes_and_returns_int8(tmp_path):
     from tests.conftest import ULTRAFACE, convert_tflite
 
