@@ -64,10 +64,12 @@ class VideoRun:
 
     def __init__(self, detector: Detector, every: int = 1, tracker: TrackerConfig | None = None,
                  smoother: SmootherConfig | None = None, smooth: bool = True, video: VideoSink | None = None,
-                 jsonl: JsonlSink | None = None, draw: bool = False, scene_cuts: bool = True):
+                 jsonl: JsonlSink | None = None, draw: bool = False, scene_cuts: bool = True,
+                 reference_runs: int = 10):
         if every < 1:
             raise ValueError(f"--every {every} must be 1 or more (1 = detect on every frame)")
         self.detector, self.every, self.video, self.jsonl = detector, every, video, jsonl
+        self.reference_runs = reference_runs  # backend-alone runs per block before the loop (0: no reference)
         self.tracker = Tracker(tracker)
         self.smoother = Smoother(smoother) if smooth else None
         self.cuts = SceneCutDetector() if scene_cuts else None
@@ -85,7 +87,8 @@ class VideoRun:
         first = next(frames, None)
         if first is None:
             return
-        self.forward_alone_ms = forward_alone_ms(self.detector, first.image)
+        if self.reference_runs:
+            self.forward_alone_ms = forward_alone_ms(self.detector, first.image, runs=self.reference_runs)
         start = time.perf_counter()
         try:
             yield from pipelined(itertools.chain([first], frames), self._load, self._forward, self._finish)

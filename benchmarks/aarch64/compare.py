@@ -1,0 +1,61 @@
+"""Do two runs of one artifact find the same faces? Boxes matched one to one by IoU, scores compared."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from runtimes.nms import box_iou
+
+
+@dataclass(frozen=True)
+class Agreement:
+    reference: int  # detections in the reference run (x86)
+    other: int  # detections in the compared run (emulated core)
+    matched: int  # pairs with IoU >= min_iou and |score difference| <= max_score_diff
+    min_iou: float  # worst IoU among matched pairs (1.0 when nothing to match)
+    max_score_diff: float  # worst score difference among matched pairs
+
+    @property
+    def agrees(self) -> bool:
+        return self.matched == self.reference == self.other
+
+
+def agreement(reference: list[dict], other: list[dict], min_iou: float = 0.9,
+              max_score_diff: float = 0.02) -> Agreement:
+    """reference/other: one image's detections as [{'box': [x1,y1,x2,y2], 'score': s}, ...]."""
+    if not reference or not other:
+        return Agreement(len(reference), len(other), 0, 1.0, 0.0)
+    a = np.array([d["box"] for d in reference], np.float64)
+    b = np.array([d["box"] for d in other], np.float64)
+    iou = box_iou(a, b)
+    rows, cols = linear_sum_assignment(-iou)
+    diffs = np.abs(np.array([reference[r]["score"] for r in rows]) - np.array([other[c]["score"] for c in cols]))
+    good = (iou[rows, cols] >= min_iou) & (diffs <= max_score_diff)
+    return Agreement(len(reference), len(other), int(good.sum()),
+                     float(iou[rows, cols].min()), float(diffs.max()))
+
+
+def outliers(reference: list[dict], other: list[dict], min_iou: float = 0.9,
+             max_score_diff: float = 0.02) -> list[str]:
+    """What keeps two runs from agreeing, readable: pairs out of tolerance and detections only one side has."""
+    found = []
+    rows, cols = np.zeros(0, int), np.zeros(0, int)
+    if reference and other:
+        iou = box_iou(np.array([d["box"] for d in reference], np.float64),
+                      np.array([d["box"] for d in other], np.float64))
+        rows, cols = linear_sum_assignment(-iou)
+        for r, c in zip(rows, cols):
+            if iou[r, c] < min_iou or abs(reference[r]["score"] - other[c]["score"]) > max_score_diff:
+                found.append(f"score {reference[r]['score']:.3f} → {other[c]['score']:.3f}, IoU {iou[r, c]:.3f}")
+    found += [f"score {reference[r]['score']:.3f} only in the reference" for r in sorted(set(range(len(reference)))
+                                                                                       - set(rows.tolist()))]
+    found += [f"score {other[c]['score']:.3f} only here" for c in sorted(set(range(len(other))) - set(cols.tolist()))]
+    return found
+
+
+def combine(parts: list[Agreement]) -> Agreement:
+    """Several images' agreements as one (counts added, worst cases kept)."""
+    return Agreement(sum(p.reference for p in parts), sum(p.other for p in parts), sum(p.matched for p in parts),
+                     min((p.min_iou for p in parts), default=1.0), max((p.max_score_diff for p in parts), default=0.0))
