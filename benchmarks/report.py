@@ -108,7 +108,7 @@ def markdown(results: list[dict], lines: list[dict], plots: list[Path], ap: dict
             f"{CONVENTION}", ""]
     for result in results:
         device, settings = result["device"], result.get("settings", {})
-        text += [f"## {device['label']}", "",
+        text += [f"## {device['label']}" + (" (emulated)" if device.get("emulated") else ""), "",
                  f"CPU {device['cpu']}, {device['machine']}, {device['usable_cores']} of {device['cores']} cores, "
                  f"max {_fmt(device['max_mhz'], 0)} MHz; SIMD: {', '.join(device['simd']) or 'none found'}; "
                  f"{device['os']}, Python {device['python']}; "

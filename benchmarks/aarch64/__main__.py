@@ -1,5 +1,7 @@
 """python -m benchmarks.aarch64: run the artifacts on emulated Raspberry Pi 4 and Pi 5 cores and compare every
-detection with this machine's. Writes report.md and results.json; emulated times are never reported as timings."""
+detection with this machine's. Writes report.md and results.json; emulated times are never reported as timings.
+Exit 0: every artifact agrees on every core; 1: the report shows differences or artifacts that failed; 2: it could
+not run (setup, or a step other than an artifact's own run failed)."""
 from __future__ import annotations
 
 import argparse
@@ -93,8 +95,16 @@ def probe_args(artifact_root: str, names: list[str], image_root: str, images: li
 def run_core(root: Path, core: str, names: list[str], images: list[str], frames: int, log: Path) -> dict:
     """Everything a user would run on the Pi, on one emulated core; the probe's JSON plus the benchmark's."""
     work = "/opt/work"
-    result = last_json(chroot(root, ["python", "-m", "benchmarks.aarch64.probe",
-                                     *probe_args(f"{work}/artifacts", names, f"{work}/images", images)], log, core))
+    result = {"artifacts": {}}
+    for name in names:  # one process each: a runtime that crashes on this core takes only its own row down
+        try:
+            probed = last_json(chroot(root, ["python", "-m", "benchmarks.aarch64.probe", *probe_args(
+                f"{work}/artifacts", [name], f"{work}/images", images)], log, core))
+        except RuntimeError as err:
+            result["artifacts"][name] = {"error": f"crashed or failed ({err.args[0].split('(', 1)[-1]}"}
+            continue
+        result["device"] = probed["device"]
+        result["artifacts"].update(probed["artifacts"])
     first = f"{work}/artifacts/{names[0]}"
     chroot(root, ["python", "-m", "runtimes.detect", f"{work}/images/{images[0]}", "--model", first,
                   "--out", f"{work}/{core}_faces.jpg"], log, core)
@@ -115,7 +125,7 @@ def report(reference: dict, cores: dict[str, dict], names: list[str], args) -> s
              f"to one: agree = every box matched at IoU ≥ {args.min_iou} with a score within "
              f"{args.max_score_diff}. **Emulated: these are correctness runs; no time here is a timing.**", ""]
     for core, result in cores.items():
-        device = result["device"]
+        device = result.get("device") or {"label": "none: no artifact ran", "simd": [], "emulated": None}
         lines += [f"- {core} = {CORES.get(core, core)}: device record `{device['label']}`, features "
                   f"{', '.join(device['simd']) or 'none'}, emulated: {device['emulated']}; runtimes.run processed "
                   f"{result['clip_frames']} clip frames; python -m benchmarks wrote an emulated record"]
@@ -153,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         return emulate(args)
     except RuntimeError as err:  # a step inside the root failed: its command and the log that holds its output
         print(f"error: {err}", file=sys.stderr)
-        return 1
+        return 2
 
 
 def emulate(args) -> int:
