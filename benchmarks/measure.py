@@ -65,8 +65,9 @@ def interleaved_ms(measured: dict, runs: int, warmup: int) -> dict[str, list[flo
 def stats(times: list[float], blocks: int = 3) -> dict:
     """median_ms: the lowest of `blocks` consecutive block medians (the device unloaded: a noise burst spoils a
     block, not the figure); p10, p90 and spread = (p90 - p10) / median over all runs (what a user will see)."""
-    size = max(1, len(times) // blocks)
-    median = min(statistics.median(times[i:i + size]) for i in range(0, size * blocks, size) if times[i:i + size])
+    from runtimes.pipeline import lowest_block_median  # after pinning, like every heavy import here
+
+    median = lowest_block_median(times, blocks)
     deciles = statistics.quantiles(times, n=10, method="inclusive") if len(times) > 1 else times * 9
     p10, p90 = deciles[0], deciles[8]
     return {"median_ms": round(median, 4), "p10_ms": round(p10, 4), "p90_ms": round(p90, 4),

@@ -6,6 +6,7 @@ NMS, tracking, drawing, writing). Both queues are bounded, so memory stays flat 
 """
 from __future__ import annotations
 
+import statistics
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -53,23 +54,24 @@ def pipelined(source: Iterable[Item], load: Callable[[Item], Loaded], forward: C
         writer.shutdown(wait=True)
 
 
+def lowest_block_median(times: list[float], blocks: int = 3) -> float:
+    """The lowest median of `blocks` consecutive blocks of `times`: on a shared machine, bursts of outside load
+    lasting a few hundred milliseconds moved single medians by up to 50%; a burst spoils a block, not the figure."""
+    size = max(1, len(times) // blocks)
+    return min(statistics.median(times[i:i + size]) for i in range(0, size * blocks, size) if times[i:i + size])
+
+
 def forward_alone_ms(detector: Detector, image_bgr: np.ndarray, runs: int = 10, blocks: int = 3,
                      warmup: int = 3) -> float:
-    """Backend time on one real image with nothing else running: the reference for overhead shares (in-loop
-    forward times are inflated by the other stages competing for the cores).
-
-    The fastest of `blocks` medians of `runs` runs: on a shared machine, bursts of outside load lasting a few
-    hundred milliseconds moved single medians by up to 50%, and a slow reference would flatter the pipeline.
-    """
+    """Backend time on one real image with nothing else running, the lowest of `blocks` medians of `runs` runs:
+    the reference for overhead shares (in-loop forward times are inflated by the other stages competing for the
+    cores, and a slow reference would flatter the pipeline)."""
     blob, _ = prepare(image_bgr, detector.spec, detector.resize)
     for _ in range(warmup):
         detector.backend(blob)
-    medians = []
-    for _ in range(blocks):
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            detector.backend(blob)
-            times.append(time.perf_counter() - start)
-        medians.append(np.median(times))
-    return float(min(medians) * 1000)
+    times = []
+    for _ in range(runs * blocks):
+        start = time.perf_counter()
+        detector.backend(blob)
+        times.append(time.perf_counter() - start)
+    return lowest_block_median(times, blocks) * 1000

@@ -15,6 +15,7 @@ import cv2
 
 from benchmarks.aarch64.compare import Agreement, agreement, combine, outliers
 from benchmarks.aarch64.root import DEFAULT_ROOT, check_host, chroot, ensure_root, install_project, mounted
+from benchmarks.harness import LARGE_IMAGE
 from runtimes.cli import run_cli
 from runtimes.files import atomic_write_text, shared_dir
 
@@ -22,8 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 CORES = {"cortex-a72": "Raspberry Pi 4 (Cortex-A72: NEON)", "cortex-a76": "Raspberry Pi 5 (Cortex-A76: NEON, "
                                                                           "dotprod, fp16)"}
 DEFAULT_ARTIFACTS = "onnx,tflite-fp32,tflite-int8,ncnn-fp32,ncnn-int8,mnn-fp32,mnn-int8"
-VAL = Path("data/widerface/WIDER_val/images")
-IMAGES = ("0--Parade/0_Parade_Parade_0_611.jpg", "12--Group/12_Group_Group_12_Group_Group_12_144.jpg")
+IMAGES = (LARGE_IMAGE, LARGE_IMAGE.parents[1] / "12--Group" / "12_Group_Group_12_Group_Group_12_144.jpg")
 CLIP = Path("data/video/interview_854x480.mp4")
 
 
@@ -59,7 +59,7 @@ def stage_inputs(args, root: Path) -> tuple[list[str], list[str]]:
         shutil.copytree(args.artifacts / name, inside / "artifacts" / name)
     images = []
     for key in IMAGES:
-        source = shared_dir() / VAL / key
+        source = shared_dir() / key
         if not source.is_file():
             raise FileNotFoundError(f"{source}: the shared val images are needed")
         (inside / "images").mkdir(parents=True, exist_ok=True)

@@ -22,35 +22,34 @@ class Agreement:
         return self.matched == self.reference == self.other
 
 
+def _pairs(reference: list[dict], other: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The one-to-one assignment maximising IoU: row and column indices, their IoUs and |score differences|."""
+    if not reference or not other:
+        empty = np.zeros(0)
+        return empty.astype(int), empty.astype(int), empty, empty
+    iou = box_iou(np.array([d["box"] for d in reference], np.float64), np.array([d["box"] for d in other], np.float64))
+    rows, cols = linear_sum_assignment(-iou)
+    diffs = np.abs(np.array([reference[r]["score"] for r in rows]) - np.array([other[c]["score"] for c in cols]))
+    return rows, cols, iou[rows, cols], diffs
+
+
 def agreement(reference: list[dict], other: list[dict], min_iou: float = 0.9,
               max_score_diff: float = 0.02) -> Agreement:
     """reference/other: one image's detections as [{'box': [x1,y1,x2,y2], 'score': s}, ...]."""
-    if not reference or not other:
-        return Agreement(len(reference), len(other), 0, 1.0, 0.0)
-    a = np.array([d["box"] for d in reference], np.float64)
-    b = np.array([d["box"] for d in other], np.float64)
-    iou = box_iou(a, b)
-    rows, cols = linear_sum_assignment(-iou)
-    diffs = np.abs(np.array([reference[r]["score"] for r in rows]) - np.array([other[c]["score"] for c in cols]))
-    good = (iou[rows, cols] >= min_iou) & (diffs <= max_score_diff)
-    return Agreement(len(reference), len(other), int(good.sum()),
-                     float(iou[rows, cols].min()), float(diffs.max()))
+    _, _, ious, diffs = _pairs(reference, other)
+    good = (ious >= min_iou) & (diffs <= max_score_diff)
+    return Agreement(len(reference), len(other), int(good.sum()), float(ious.min(initial=1.0)),
+                     float(diffs.max(initial=0.0)))
 
 
 def outliers(reference: list[dict], other: list[dict], min_iou: float = 0.9,
              max_score_diff: float = 0.02) -> list[str]:
     """What keeps two runs from agreeing, readable: pairs out of tolerance and detections only one side has."""
-    found = []
-    rows, cols = np.zeros(0, int), np.zeros(0, int)
-    if reference and other:
-        iou = box_iou(np.array([d["box"] for d in reference], np.float64),
-                      np.array([d["box"] for d in other], np.float64))
-        rows, cols = linear_sum_assignment(-iou)
-        for r, c in zip(rows, cols):
-            if iou[r, c] < min_iou or abs(reference[r]["score"] - other[c]["score"]) > max_score_diff:
-                found.append(f"score {reference[r]['score']:.3f} → {other[c]['score']:.3f}, IoU {iou[r, c]:.3f}")
-    found += [f"score {reference[r]['score']:.3f} only in the reference" for r in sorted(set(range(len(reference)))
-                                                                                       - set(rows.tolist()))]
+    rows, cols, ious, diffs = _pairs(reference, other)
+    found = [f"score {reference[r]['score']:.3f} → {other[c]['score']:.3f}, IoU {iou:.3f}"
+             for r, c, iou, diff in zip(rows, cols, ious, diffs) if iou < min_iou or diff > max_score_diff]
+    found += [f"score {reference[r]['score']:.3f} only in the reference"
+              for r in sorted(set(range(len(reference))) - set(rows.tolist()))]
     found += [f"score {other[c]['score']:.3f} only here" for c in sorted(set(range(len(other))) - set(cols.tolist()))]
     return found
 
