@@ -34,8 +34,19 @@ class CalibrationSet:
         return normalize(self.canvases, spec, layout)
 
 
+SAMPLES = Path(__file__).parent / "samples"  # small WIDER train sets in the repo, for machines without ../shared
+
+
 def default_calibration_dir() -> Path:
-    return shared_dir() / "data" / "widerface" / "WIDER_train" / "images"
+    """The shared WIDER train images where ../shared exists, else the 40 committed sample images."""
+    shared = shared_dir() / "data" / "widerface" / "WIDER_train" / "images"
+    return shared if shared.is_dir() else SAMPLES / "calibration"
+
+
+def default_verification_dir() -> Path:
+    """The shared WIDER val images where ../shared exists, else the 16 committed held-out sample images."""
+    shared = shared_dir() / "data" / "widerface" / "WIDER_val" / "images"
+    return shared if shared.is_dir() else SAMPLES / "verification"
 
 
 def default_cache_dir() -> Path:

@@ -13,17 +13,19 @@ from dataclasses import asdict
 from converters.common import output_dir
 from converters.mnn import MNN
 from converters.ncnn import NCNN
+from converters.ort import ORT
 from converters.pipeline import ArtifactResult, add_backend_arguments, prepare_shared, run_backend, summary_table
 from converters.tflite import TFLITE
 from runtimes.cli import run_cli
 from runtimes.files import atomic_write_text
 
-BACKENDS = (TFLITE, NCNN, MNN)
+BACKENDS = (TFLITE, NCNN, MNN, ORT)
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m converters.all", description=(
-        "Convert to TFLite, NCNN and MNN (fp32, fp16, with --int INT8; MNN also 8-bit weights) in one run and "
+        "Convert to TFLite, NCNN and MNN (fp32, fp16, with --int INT8; MNN also 8-bit weights) and, with --int, "
+        "ONNX Runtime static INT8, in one run, and "
         "verify every artifact against the ONNX. Writes <out>/summary.md and summary.json."))
     add_backend_arguments(p)
     for backend in BACKENDS:
@@ -36,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     shared = prepare_shared(args)
     results: list[ArtifactResult] = []
     failures: dict[str, str] = {}
-    for backend in BACKENDS:
+    for backend in [b for b in BACKENDS if args.int8 or not b.int8_only]:
         try:
             results += run_backend(backend, args, shared)
         except Exception as err:  # one backend's failure must not stop the others; it is reported below
@@ -50,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_text(out / "summary.json", json.dumps({
         "artifacts": [{"folder": str(r.folder), "precision": r.precision, "size_bytes": r.size_bytes,
                        "conversion_s": round(r.seconds, 2), "score_cosine": r.report.score_cosine,
-                       "agreement": asdict(r.report.agreement), "passed": r.report.passed,
+                       "agreement": asdict(r.report.agreement), "score_shift": r.report.score_shift,
+                       "passed": r.report.passed,
                        "failures": r.report.failures} for r in results],
         "failed_backends": failures}, indent=2) + "\n")
     print(table)

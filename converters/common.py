@@ -10,19 +10,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from calibration_data.calibration import sample_representative
+from calibration_data.calibration import default_verification_dir, sample_representative
 from calibration_data.images import list_images
+from models.default import DEFAULT_MODEL
 from models.spec import parse_hw
-from runtimes.files import shared_dir
 
 log = logging.getLogger("facekit")
 
-NO_SOURCE_HELP = (
-    "no model given. Pass an ONNX file and its family, e.g.\n"
+SOURCE_HELP = (
+    "Pass an ONNX file and its family, e.g.\n"
     "  --onnx ../shared/weights/scrfd/scrfd_500m_kps.onnx --family scrfd\n"
     "or a registered PyTorch model and its weights, e.g.\n"
     "  --model ultraface_rfb --weights ../shared/weights/ultraface/version-RFB-640.pth\n"
-    "(a project-trained SCRFD-0.5G becomes the default once the training work ships it)"
+    "or nothing, for the kit's own trained default model."
 )
 VERIFY_COUNT = 16
 
@@ -33,7 +33,8 @@ class UsageError(ValueError):
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments naming the model to convert, its input size and where artifacts go."""
-    src = parser.add_argument_group("model source (one of)")
+    src = parser.add_argument_group("model source (one of; none: the kit's trained default "
+                                    f"{DEFAULT_MODEL.name}, {DEFAULT_MODEL.model} from {DEFAULT_MODEL.weights_label})")
     src.add_argument("--onnx", type=Path, help="an existing ONNX file (e.g. insightface's scrfd_500m_kps.onnx)")
     src.add_argument("--family", choices=("scrfd", "ultraface"),
                      help="with --onnx: the detector family; checked against the output shapes")
@@ -46,7 +47,8 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", help="model name used in folder names and model.json (default from the source)")
     parser.add_argument("--out", type=Path, help="output folder (default artifacts/<name>_<H>x<W>)")
     parser.add_argument("--verify-images", type=Path,
-                        help="folder of held-out images for verification (default: the shared WIDER val images)")
+                        help="folder of held-out images for verification (default: the shared WIDER val images, "
+                             "else the repo's calibration_data/samples/verification)")
     parser.add_argument("--verify-count", type=int, default=VERIFY_COUNT,
                         help=f"how many held-out images verification uses (default {VERIFY_COUNT})")
     parser.add_argument("-v", "--verbose", action="store_true", help="show the converters' own logs")
@@ -60,15 +62,21 @@ def _hw(text: str) -> tuple[int, int]:
 
 
 def check_source(args: argparse.Namespace) -> None:
-    """Exactly one complete source: --onnx with --family, or --model with --weights."""
+    """Exactly one complete source: --onnx with --family, --model with --weights, or none (the default model)."""
     if args.onnx and args.model:
         raise UsageError("give either --onnx or --model, not both")
     if args.onnx and not args.family:
         raise UsageError(f"--onnx {args.onnx} needs --family scrfd or --family ultraface")
     if args.model and not args.weights:
-        raise UsageError(f"--model {args.model} needs --weights PATH\n{NO_SOURCE_HELP}")
+        raise UsageError(f"--model {args.model} needs --weights PATH\n{SOURCE_HELP}")
     if not args.onnx and not args.model:
-        raise UsageError(NO_SOURCE_HELP)
+        if not DEFAULT_MODEL.weights.is_file():
+            raise UsageError(f"no model given and the default weights {DEFAULT_MODEL.weights} are missing "
+                             f"(a damaged checkout?).\n{SOURCE_HELP}")
+        log.info("no model given: converting the kit's default, %s (%s, %s)", DEFAULT_MODEL.name,
+                 DEFAULT_MODEL.model, DEFAULT_MODEL.weights_label)
+        args.model, args.weights = DEFAULT_MODEL.model, DEFAULT_MODEL.weights
+        args.name = args.name or DEFAULT_MODEL.name
 
 
 def source_name(args: argparse.Namespace) -> str:
@@ -82,7 +90,7 @@ def output_dir(args: argparse.Namespace) -> Path:
 
 def held_out_images(folder: Path | None, count: int = VERIFY_COUNT) -> list[Path]:
     """A deterministic sample of verification images, never the calibration ones (default: WIDER val)."""
-    folder = folder or shared_dir() / "data" / "widerface" / "WIDER_val" / "images"
+    folder = folder or default_verification_dir()
     if not folder.is_dir():
         raise UsageError(f"{folder}: no held-out images to verify on; pass --verify-images DIR")
     return sample_representative(list_images(folder), count, seed=1)

@@ -2,7 +2,8 @@
 
 The artifact is copied into --out with its spec (never written beside the original): family and input size
 come from the user, landmarks/anchors are read from the artifact's real output shapes and checked, exactly as
-the ONNX hub does. Then eval and the runtimes take it like any artifact the kit made.
+the ONNX hub does. SCRFD files whose heads are raw (A·C, H, W) maps (published ncnn conversions) are read through
+the same mapping the runtimes apply. Then eval and the runtimes take it like any artifact the kit made.
 """
 from __future__ import annotations
 
@@ -14,7 +15,14 @@ import numpy as np
 
 from converters.onnx import spec_for
 from models.spec import ModelSpec, Provenance, scrfd_spec, ultraface_spec
-from runtimes.backend import BACKENDS, canonical_order, load_backend, resolve_artifact
+from runtimes.backend import (
+    BACKENDS,
+    canonical_order,
+    head_map_grids,
+    load_backend,
+    resolve_artifact,
+    rows_from_head_maps,
+)
 from runtimes.cli import run_cli
 from runtimes.files import atomic_output_dir, sha256_file
 
@@ -32,7 +40,11 @@ def describe(model_path: Path, family: str, h: int, w: int, layout: str, mean: f
     provisional = provisional.with_changes(layout=layout)
     backend = load_backend(model_path, spec=provisional)
     shape = (1, 3, h, w) if layout == "NCHW" else (1, h, w, 3)
-    shapes = [np.shape(o) for o in backend.forward(np.zeros(shape, np.float32))]
+    raw = backend.forward(np.zeros(shape, np.float32))
+    maps = [np.shape(o)[-3] for o in raw if family == "scrfd" and np.shape(o)[-2:] in head_map_grids(provisional)]
+    if maps:  # raw (A·C, H, W) head maps: the score maps have A channels, the fewest
+        provisional = provisional.with_changes(anchors_per_location=min(maps))
+    shapes = [np.shape(o) for o in rows_from_head_maps(raw, provisional)]
     spec = spec_for(family, model_path.stem, h, w, shapes)
     canonical_order(shapes, spec)  # the outputs really are this family's, or a clear error
     return spec.with_changes(layout=layout, mean=(mean,) * 3, std=(std,) * 3, channel_order=channel_order,

@@ -70,8 +70,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"MNN INT8 feature quantization (default {DEFAULT_QUANT_METHOD}; ADMM crashed here)")
 
 
-MNN = BackendConverter(name="mnn", suffix=".mnn", layout="NCHW", convert=convert, tools=("MNN",),
-                       add_arguments=add_arguments)
+MNN = BackendConverter(
+    name="mnn", suffix=".mnn", layout="NCHW", convert=convert, tools=("MNN",), add_arguments=add_arguments,
+    rejection_hints={"int8": "mnnquant's full INT8 moves the face scores of SCRFD and Ultra-Light (their score heads "
+                             "lose range); use mnn-int8w (8-bit weights, float compute), which keeps the accuracy"})
 
 
 def main(argv: list[str] | None = None) -> int:

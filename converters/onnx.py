@@ -148,9 +148,23 @@ def fix_onnx(model: onnx.ModelProto, family: str, h: int, w: int, opset: int,
         raise ValueError(f"the model does not take a fixed 1x3x{h}x{w} input ({str(err).splitlines()[0]}); "
                          "is --hw a size this model supports?") from err
     spec = spec_for(family, name, h, w, output_shapes(model)).with_changes(input_name=input_name)
-    model = rename_outputs(model, spec)
+    model = rename_outputs(constants_to_initializers(model), spec)
     onnx.checker.check_model(model, full_check=True)
     return model, spec
+
+
+def constants_to_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Tensor-valued Constant nodes become initializers. The simplifier keeps some (the scale and bias that
+    PyTorch's GroupNorm export feeds InstanceNormalization), and onnx2tf fails on a Constant there."""
+    constants = [n for n in model.graph.node
+                 if n.op_type == "Constant" and len(n.attribute) == 1 and n.attribute[0].name == "value"]
+    for node in constants:
+        tensor = onnx.TensorProto()
+        tensor.CopyFrom(node.attribute[0].t)
+        tensor.name = node.output[0]
+        model.graph.initializer.append(tensor)
+        model.graph.node.remove(node)
+    return model
 
 
 def export_pytorch(name: str, weights: Path, h: int, w: int, opset: int):

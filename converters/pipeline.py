@@ -11,18 +11,23 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from calibration_data.calibration import DEFAULT_COUNT, CalibrationSet, build_calibration_set
-from converters.common import add_source_arguments, held_out_images, output_dir, step
+from calibration_data.calibration import (
+    DEFAULT_COUNT,
+    CalibrationSet,
+    build_calibration_set,
+    default_calibration_dir,
+)
+from converters.common import add_source_arguments, held_out_images, log, output_dir, step
 from converters.onnx import HubModel, build_hub
 from converters.verify import INT8_MIN_AGREEMENT, Verifier, VerifyReport
 from models.spec import ModelSpec, installed_versions
 from runtimes.backend import load_backend
-from runtimes.files import atomic_output_dir, atomic_write_text
+from runtimes.files import atomic_write_text, replace_dir, staging_dir
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,8 @@ class BackendConverter:
     convert: Callable[[ConvertJob], dict[str, Produced]]
     tools: tuple[str, ...]
     add_arguments: Callable[[argparse.ArgumentParser], None] = lambda parser: None
+    rejection_hints: dict[str, str] = field(default_factory=dict)  # precision → what to use when it is rejected
+    int8_only: bool = False  # writes nothing without --int (its float model is the hub itself)
 
 
 @dataclass(frozen=True)
@@ -95,9 +102,13 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     q.add_argument("--int-io", action="store_true",
                    help="with --int: int8 input and output tensors too (default float I/O)")
     q.add_argument("--calib", type=Path,
-                   help="folder of calibration images (default: the shared WIDER train images)")
+                   help="folder of calibration images (default: the shared WIDER train images, else the "
+                        "repo's calibration_data/samples/calibration)")
     q.add_argument("--calib-count", type=int, default=DEFAULT_COUNT,
                    help=f"how many calibration images to sample (default {DEFAULT_COUNT})")
+    parser.add_argument("--keep-failed", action="store_true",
+                        help="write an artifact that fails verification to its final folder anyway (default: to "
+                             "<folder>.rejected/ with its verify.json, and exit 1)")
     q.add_argument("--min-agreement", type=float, default=INT8_MIN_AGREEMENT,
                    help=f"fail an INT8 artifact whose detection agreement with the ONNX is below this, "
                         f"either way (default {INT8_MIN_AGREEMENT})")
@@ -122,7 +133,7 @@ def prepare_shared(args: argparse.Namespace) -> Shared:
     verify_paths = held_out_images(args.verify_images, args.verify_count)
     calibration = None
     if args.int8:
-        with step(f"calibration set: {args.calib_count} images from {args.calib or 'the shared WIDER train images'}"):
+        with step(f"calibration set: up to {args.calib_count} images from {args.calib or default_calibration_dir()}"):
             calibration = build_calibration_set(args.calib, hub.spec, args.calib_count,
                                                 exclude={p.resolve() for p in verify_paths})
     with step(f"verification reference: ONNX on {len(verify_paths)} held-out images"):
@@ -141,7 +152,7 @@ def run_backend(backend: BackendConverter, args: argparse.Namespace, shared: Sha
         for precision, made in produced.items():
             spec = artifact_spec(shared.hub.spec, backend, precision, shared.calibration)
             results.append(commit_artifact(output_dir(args) / f"{backend.name}-{precision}", made, spec,
-                                           backend, shared.verifier, args.min_agreement))
+                                           backend, shared.verifier, args.min_agreement, args.keep_failed))
     return results
 
 
@@ -155,36 +166,53 @@ def artifact_spec(hub_spec: ModelSpec, backend: BackendConverter, precision: str
 
 
 def commit_artifact(final: Path, made: Produced, spec: ModelSpec, backend: BackendConverter,
-                    verifier: Verifier, min_agreement: float) -> ArtifactResult:
-    """Stage model files + model.json, verify the staged copy, add verify.json, then rename into place."""
-    with atomic_output_dir(final) as tmp:
+                    verifier: Verifier, min_agreement: float, keep_failed: bool = False) -> ArtifactResult:
+    """Stage model files + model.json, verify the staged copy, add verify.json, then rename into place.
+
+    An artifact that fails verification never lands in `final`: it goes to `<final>.rejected/` (with its
+    verify.json saying why), or into `final` only with keep_failed. A folder from an earlier run stays as it was.
+    """
+    rejected = final.with_name(final.name + ".rejected")
+    with staging_dir(final) as tmp:
         for file in made.files:
             shutil.copyfile(file, tmp / f"model{file.suffix}")
         spec.save(tmp / "model.json")
         staged = tmp / f"model{backend.suffix}"
         with step(f"verify {final.name}"):
             report = verifier.check(load_backend(staged, spec=spec), spec.provenance.precision, min_agreement)
-        report.artifact = str(final / staged.name)
+        destination = final if report.passed or keep_failed else rejected
+        report.artifact = str(destination / staged.name)
         atomic_write_text(tmp / "verify.json", json.dumps(report.to_dict(), indent=2) + "\n")
-    size = sum((final / f"model{f.suffix}").stat().st_size for f in made.files)
-    return ArtifactResult(spec.provenance.precision, final, size, made.seconds, report)
+        replace_dir(tmp, destination)
+    if destination == final:
+        shutil.rmtree(rejected, ignore_errors=True)  # a rejection from an earlier run no longer applies
+    else:
+        log.error("%s failed verification (%s): written to %s, not to %s%s%s", final.name, "; ".join(report.failures),
+                  rejected, final, " (which still holds an earlier run's artifact)" if final.exists() else "",
+                  f". {backend.rejection_hints[spec.provenance.precision]}"
+                  if spec.provenance.precision in backend.rejection_hints else "")
+    size = sum((destination / f"model{f.suffix}").stat().st_size for f in made.files)
+    return ArtifactResult(spec.provenance.precision, destination, size, made.seconds, report)
 
 
 def summary_table(results: list[ArtifactResult]) -> str:
     """A Markdown table: artifact, size, score cosine, detection agreement both ways, pass/fail."""
     lines = ["| artifact | size (MB) | conversion (s) | score cosine | ONNX dets matched | artifact dets matched "
-             "| result |", "|---|---|---|---|---|---|---|"]
+             "| score shift | result |", "|---|---|---|---|---|---|---|---|"]
     for r in results:
         a = r.report.agreement
-        verdict = "pass" if r.report.passed else "FAIL: " + "; ".join(r.report.failures)
+        verdict = "pass" if r.report.passed else "FAIL (" + "; ".join(r.report.failures) + ")" + (
+            ", rejected: not in its final folder" if r.folder.name.endswith(".rejected") else ", kept (--keep-failed)")
         lines.append(f"| {r.folder} | {r.size_bytes / 1e6:.2f} | {r.seconds:.1f} | {r.report.score_cosine:.6f} | "
                      f"{a.reference_matched:.3f} ({a.reference_detections}) | "
-                     f"{a.artifact_matched:.3f} ({a.artifact_detections}) | {verdict} |")
+                     f"{a.artifact_matched:.3f} ({a.artifact_detections}) | {r.report.score_shift:.3f} | {verdict} |")
     return "\n".join(lines)
 
 
 def backend_main(backend: BackendConverter, argv: list[str] | None = None) -> int:
     args = backend_parser(backend).parse_args(argv)
+    if backend.int8_only and not args.int8:
+        raise ValueError(f"converters.{backend.name} writes only INT8 (its float model is the hub onnx/): pass --int")
     results = run_backend(backend, args, prepare_shared(args))
     print(summary_table(results))
     return 0 if all(r.report.passed for r in results) else 1

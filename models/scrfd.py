@@ -108,8 +108,9 @@ class ScrfdHead(nn.Module):
         self.kps = nn.Conv2d(c.head_channels, 10 * c.anchors, 3, padding=1) if c.landmarks else None
 
     def forward(self, x):
+        """Score logits (B,N,1), distances (B,N,4)[, landmark offsets (B,N,10)], all in stride units."""
         feat = self.convs(x)
-        outputs = [self._flatten(self.cls(feat), 1).sigmoid(), self._flatten(self.reg(feat), 4)]
+        outputs = [self._flatten(self.cls(feat), 1), self._flatten(self.reg(feat), 4)]
         if self.kps is not None:
             outputs.append(self._flatten(self.kps(feat), 10))
         return outputs
@@ -128,8 +129,10 @@ class SCRFD(nn.Module):
         self.heads = nn.ModuleList(ScrfdHead(c) for _ in range(1 if c.strides_share else len(c.strides)))
 
     def forward(self, x):
+        per_stride = self.raw_outputs(x)
+        return tuple(t for head in per_stride for t in (head[0].sigmoid(), *head[1:]))
+
+    def raw_outputs(self, x):
+        """Per stride, the head's outputs with score logits (before the sigmoid): what the training losses take."""
         features = self.neck(self.backbone(x)[-len(self.config.strides):])
-        outputs = []
-        for i, feature in enumerate(features):
-            outputs += self.heads[0 if self.config.strides_share else i](feature)
-        return tuple(outputs)
+        return [self.heads[0 if self.config.strides_share else i](f) for i, f in enumerate(features)]

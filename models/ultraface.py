@@ -97,6 +97,11 @@ class UltraFace(nn.Module):
             + [nn.Conv2d(c * 16, self.BOXES_PER_LEVEL[3] * 4, 3, padding=1)])
 
     def forward(self, x):
+        logits, boxes = self.raw_outputs(x)
+        return torch.softmax(logits, dim=2), boxes
+
+    def raw_outputs(self, x):
+        """Class logits (B,N,2) and SSD regressions (B,N,4): what the training losses take."""
         features, start = [], 0
         for end in self.SOURCE_LAYERS:
             for layer in self.base_net[start:end]:
@@ -111,7 +116,7 @@ class UltraFace(nn.Module):
         scores = torch.cat([self._flatten(h(f), self.num_classes)
                             for h, f in zip(self.classification_headers, features)], 1)
         boxes = torch.cat([self._flatten(h(f), 4) for h, f in zip(self.regression_headers, features)], 1)
-        return torch.softmax(scores, dim=2), boxes
+        return scores, boxes
 
     @staticmethod
     def _flatten(x, channels):

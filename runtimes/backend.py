@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import math
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -30,7 +31,7 @@ class Backend(ABC):
         """Run the artifact once; outputs in whatever order and naming the format produced."""
 
     def __call__(self, blob: np.ndarray) -> list[np.ndarray]:
-        outputs = self.forward(blob)
+        outputs = rows_from_head_maps(self.forward(blob), self.spec)
         if self._order is None:
             self._order = canonical_order([np.shape(o) for o in outputs], self.spec)
             self._shapes = self.spec.output_shapes()
@@ -49,6 +50,29 @@ def canonical_order(shapes: list[tuple[int, ...]], spec: ModelSpec) -> list[int]
         raise ValueError(f"outputs of shapes {[tuple(s) for s in shapes]} do not match {spec.family} "
                          f"at {spec.input_h}x{spec.input_w}, which has {list(zip(spec.output_names, expected))}")
     return [flat.index(shape) for shape in expected]
+
+
+def head_map_grids(spec: ModelSpec) -> set[tuple[int, int]]:
+    """The (H/s, W/s) grid of every stride of an SCRFD spec."""
+    return {(math.ceil(spec.input_h / s), math.ceil(spec.input_w / s)) for s in spec.strides}
+
+
+def rows_from_head_maps(outputs: list[np.ndarray], spec: ModelSpec) -> list[np.ndarray]:
+    """SCRFD heads that some third-party files emit as raw (A·C, H/s, W/s) maps (e.g. the published ncnn
+    conversions) → the (H/s·W/s·A, C) rows every other artifact gives (row-major cells, anchors within a cell,
+    as the head's permute + reshape does); other outputs pass unchanged."""
+    if spec.family != "scrfd":
+        return outputs
+    grids, anchors = head_map_grids(spec), spec.anchors_per_location
+    rows = []
+    for output in outputs:
+        shape = np.shape(output)
+        if len(shape) == 4 and shape[0] == 1:
+            output, shape = output[0], shape[1:]
+        if len(shape) == 3 and shape[1:] in grids and shape[0] % anchors == 0:
+            output = np.asarray(output).transpose(1, 2, 0).reshape(-1, shape[0] // anchors)
+        rows.append(output)
+    return rows
 
 
 def canonical_outputs(outputs: list[np.ndarray], spec: ModelSpec) -> list[np.ndarray]:

@@ -30,23 +30,36 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 @contextmanager
-def atomic_output_dir(final: Path) -> Iterator[Path]:
-    """Yield an empty temp folder beside `final`; on success it replaces `final`, on error it is removed."""
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+def staging_dir(beside: Path) -> Iterator[Path]:
+    """Yield an empty temp folder beside `beside` (same file system, so it can be renamed); removed on exit
+    unless it was moved away with replace_dir."""
+    beside = Path(beside)
+    beside.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{beside.name}.", suffix=".tmp", dir=beside.parent))
     os.chmod(tmp, 0o755)  # mkdtemp makes 0700
     try:
         yield tmp
-        old = None
-        if final.exists():
-            old = final.with_name(f".{final.name}.old.{os.getpid()}")
-            os.replace(final, old)
-        os.replace(tmp, final)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def replace_dir(source: Path, final: Path) -> None:
+    """Rename `source` to `final`, replacing any folder there: a reader sees the old folder or the new one."""
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old.{os.getpid()}")
+        os.replace(final, old)
+    os.replace(source, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def atomic_output_dir(final: Path) -> Iterator[Path]:
+    """Yield an empty temp folder beside `final`; on success it replaces `final`, on error it is removed."""
+    with staging_dir(final) as tmp:
+        yield tmp
+        replace_dir(tmp, Path(final))
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

@@ -65,3 +65,17 @@ def test_onnx_weights_do_not_fit_groupnorm_or_ultraface_models():
         models.build("scrfd_500m", onnx_path)
     with pytest.raises(ValueError, match="only into SCRFD"):
         models.build("ultraface_rfb", onnx_path)
+
+
+@requires_shared
+def test_import_weights_writes_a_pth_that_builds_the_same_model(tmp_path):
+    from models.import_weights import main
+
+    onnx_path = ULTRAFACE.parent / "scrfd" / "scrfd_500m_kps.onnx"
+    assert main([str(onnx_path), "--out", str(tmp_path / "scrfd.pth")]) == 0
+    x = torch.randn(1, 3, 320, 320, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        direct = models.build("scrfd_500m_kps", onnx_path)(x)
+        saved = models.build("scrfd_500m_kps", tmp_path / "scrfd.pth")(x)
+    for a, b in zip(direct, saved, strict=True):
+        assert torch.equal(a, b)

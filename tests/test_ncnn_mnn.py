@@ -19,7 +19,10 @@ from tests.conftest import SCRFD_ONNX, TRAIN_IMAGES, requires_shared
 
 REPO = Path(__file__).resolve().parents[1]
 BACKENDS = {"tflite": ("fp32", "fp16", "int8"), "ncnn": ("fp32", "fp16", "int8"),
-            "mnn": ("fp32", "fp16", "int8w", "int8")}
+            "mnn": ("fp32", "fp16", "int8w", "int8"), "ort": ("int8",)}
+# mnnquant's full INT8 of SCRFD moves face scores by ~0.08 on average (-1.5 AP Easy): the verification gate
+# rejects it (issue 10); every other artifact passes.
+REJECTED = {"mnn-int8"}
 
 
 def small_net_ncnn(folder: Path) -> tuple[Path, Path]:
@@ -77,11 +80,16 @@ def test_int8_rewrite_of_a_small_network_stays_close_to_fp32_and_really_is_int8(
 def test_all_backends_write_every_verified_artifact_offline_installing_nothing(all_backends):
     out, result, package_changes = all_backends
     summary = json.loads((out / "summary.json").read_text())
-    failing = [a for a in summary["artifacts"] if not a["passed"]]
-    assert result.returncode == 0, (failing, summary["failed_backends"], result.stderr[-2000:])
+    failing = {Path(a["folder"]).name.removesuffix(".rejected") for a in summary["artifacts"] if not a["passed"]}
+    assert failing == REJECTED, (failing, summary["failed_backends"], result.stderr[-2000:])
+    assert result.returncode == 1 and not summary["failed_backends"]
     assert package_changes == set()
     folders = {Path(a["folder"]).name for a in summary["artifacts"]}
-    assert folders == {f"{b}-{p}" for b, ps in BACKENDS.items() for p in ps}
+    made = {f"{b}-{p}" for b, ps in BACKENDS.items() for p in ps}
+    assert folders == (made - REJECTED) | {f"{name}.rejected" for name in REJECTED}
+    for name in REJECTED:  # a rejected artifact never sits in its final folder
+        assert not (out / name).exists() and (out / f"{name}.rejected" / "verify.json").is_file()
+    assert "use mnn-int8w" in result.stderr
     assert "| conversion (s) |" in (out / "summary.md").read_text()
 
 
@@ -96,13 +104,15 @@ def test_mnn_tools_never_go_through_the_mnn_tools_package(tmp_path):
     assert shown.stdout.strip().endswith("False")
 
 
-@pytest.mark.parametrize("backend,precision", [(b, p) for b, ps in BACKENDS.items() for p in ps])
+@pytest.mark.parametrize("backend,precision", [(b, p) for b, ps in BACKENDS.items() for p in ps
+                                               if f"{b}-{p}" not in REJECTED])
 def test_every_backend_and_precision_matches_onnx_on_real_images(all_backends, backend, precision):
     out = all_backends[0]
     report = json.loads((out / f"{backend}-{precision}" / "verify.json").read_text())
     assert report["passed"], report["failures"]
     if precision.startswith("int8"):
         assert min(report["agreement"]["reference_matched"], report["agreement"]["artifact_matched"]) >= 0.95
+        assert report["score_shift"] <= 0.04
     else:
         assert report["score_cosine"] >= 0.9999
 

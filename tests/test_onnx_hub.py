@@ -71,11 +71,52 @@ def test_size_not_divisible_by_32_fails_and_writes_nothing(tmp_path, hw, message
     assert not out.exists()
 
 
-def test_no_model_says_exactly_what_to_pass(tmp_path):
-    result = run_module("converters.tflite", "--int", "--hw", "480,640", "--out", str(tmp_path / "out"))
+def test_an_incomplete_source_says_exactly_what_to_pass(tmp_path):
+    result = run_module("converters.tflite", "--int", "--hw", "480,640", "--model", "ultraface_slim",
+                        "--out", str(tmp_path / "out"))
     assert result.returncode == 2
     assert "--onnx" in result.stderr and "--family scrfd" in result.stderr and "--weights" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_no_source_and_no_default_weights_says_what_to_pass(tmp_path, monkeypatch):
+    import argparse
+
+    import converters.common as common
+    from models.default import DefaultModel
+
+    monkeypatch.setattr(common, "DEFAULT_MODEL", DefaultModel("x", "ultraface_slim", tmp_path / "gone.pth"))
+    args = argparse.Namespace(onnx=None, model=None, family=None, weights=None, name=None)
+    with pytest.raises(common.UsageError, match=r"(?s)gone.pth are missing.*--onnx"):
+        common.check_source(args)
+
+
+def test_no_source_means_the_default_model(monkeypatch):
+    import argparse
+
+    from converters.common import check_source
+    from models.default import DEFAULT_MODEL
+
+    args = argparse.Namespace(onnx=None, model=None, family=None, weights=None, name=None)
+    check_source(args)
+    assert (args.model, args.weights, args.name) == (DEFAULT_MODEL.model, DEFAULT_MODEL.weights, DEFAULT_MODEL.name)
+    assert DEFAULT_MODEL.weights.stat().st_size < 5e6  # committed in the repository
+
+
+@requires_shared
+def test_groupnorm_scrfd_hub_holds_no_constant_nodes(tmp_path):
+    import torch
+
+    from models import build
+
+    torch.save(build("scrfd_500m").state_dict(), tmp_path / "gn.pth")  # GroupNorm heads
+    assert onnx_main(["--model", "scrfd_500m", "--weights", str(tmp_path / "gn.pth"), "--hw", "320,320",
+                      "--out", str(tmp_path / "out")]) == 0
+    model = onnx.load(str(tmp_path / "out" / "onnx" / "model.onnx"))
+    initializers = {t.name for t in model.graph.initializer}
+    assert not [n for n in model.graph.node if n.op_type == "Constant"]  # onnx2tf fails on them
+    norms = [n for n in model.graph.node if n.op_type == "InstanceNormalization"]
+    assert norms and all(set(n.input[1:]) <= initializers for n in norms)
 
 
 @pytest.mark.parametrize("content,message", [(None, "no such ONNX file"), (b"garbage" * 100, "not a readable ONNX")])

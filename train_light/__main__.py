@@ -1,0 +1,70 @@
+"""python -m train_light --model NAME --data DIR --epochs N [--size H,W] [--out DIR]: train a light detector."""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from models.registry import MODELS
+from models.spec import parse_hw
+from runtimes.cli import run_cli
+from train_light.engine import TrainConfig, train
+from train_light.recipes import RECIPES
+
+
+def hw(text: str) -> tuple[int, int]:
+    try:
+        return parse_hw(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m train_light", description=__doc__.split(":", 1)[1].strip(),
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model", required=True, choices=sorted(MODELS), help="the registered model to train")
+    p.add_argument("--data", required=True, type=Path,
+                   help="training set: the official WIDER FACE root (wider_face_split/ + WIDER_train/images) or a "
+                        "folder with a RetinaFace-style label.txt and images/ (landmarks train only from this)")
+    p.add_argument("--epochs", type=int, required=True, help="total epochs; the LR steps at the recipe's fractions")
+    p.add_argument("--size", type=hw, help="training crop H,W, divisible by 32 (default: the recipe's, "
+                   + ", ".join(f"{f} {h}x{w}" for f, r in RECIPES.items() for h, w in [r.train_hw]) + ")")
+    p.add_argument("--out", type=Path, help="run folder for last.pth, log.csv, training.png "
+                   "(default runs/<model>_<H>x<W>)")
+    p.add_argument("--batch", type=int, help="images per step per process (default: the recipe's)")
+    p.add_argument("--lr", type=float, help="base learning rate (default: the recipe's)")
+    p.add_argument("--workers", type=int, default=2, help="data-loading processes")
+    p.add_argument("--seed", type=int, default=0, help="seed of the data order and augmentation")
+    p.add_argument("--resume", action="store_true", help="continue from <out>/last.pth")
+    p.add_argument("--init", type=Path, help="fine-tune from weights: a .pth (Ultra-Light's, or a checkpoint) or "
+                   "an official SCRFD .onnx (imported)")
+    p.add_argument("--eval-every", type=int, default=0,
+                   help="evaluate on the WIDER val images every K epochs and at the end (0: never)")
+    p.add_argument("--eval-size", type=hw, default=(640, 640), help="evaluation input H,W")
+    p.add_argument("--eval-images", type=int,
+                   help="evaluate on this many val images spread over the list (default all)")
+    p.add_argument("--val", type=Path, help="WIDER root holding WIDER_val/ and ground_truth/ (default ../shared's)")
+    p.add_argument("--robust", action="store_true", help="add blur, JPEG and gamma augmentations")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (under torchrun: each rank its LOCAL_RANK)")
+    p.add_argument("--no-amp", action="store_true", help="train in float32 on GPU (mixed precision is the default)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    size = args.size or RECIPES[MODELS[args.model].family].train_hw
+    device = args.device
+    if device == "cuda":
+        device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+    config = TrainConfig(model=args.model, data=args.data, epochs=args.epochs, hw=size,
+                         out=args.out or Path("runs") / f"{args.model}_{size[0]}x{size[1]}", batch=args.batch,
+                         lr=args.lr, workers=args.workers, seed=args.seed, resume=args.resume, init=args.init,
+                         eval_every=args.eval_every, eval_hw=args.eval_size, eval_images=args.eval_images,
+                         val_data=args.val, robust=args.robust, device=device, amp=not args.no_amp)
+    checkpoint = train(config)
+    print(f"checkpoint: {checkpoint}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
