@@ -1,4 +1,5 @@
-"""python -m train_light --model NAME --data DIR --epochs N [--size H,W] [--out DIR]: train a light detector."""
+"""python -m train_light --model NAME --data DIR --epochs N: train SCRFD-0.5G or Ultra-Light slim/RFB with its
+published recipe on WIDER-format data; writes <out>/last.pth every epoch (resumable), log.csv and training.png."""
 from __future__ import annotations
 
 import argparse
@@ -20,7 +21,7 @@ def hw(text: str) -> tuple[int, int]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m train_light", description=__doc__.split(":", 1)[1].strip(),
+    p = argparse.ArgumentParser(prog="python -m train_light", description=__doc__.split(": ", 1)[1].strip(),
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model", required=True, choices=sorted(MODELS), help="the registered model to train")
     p.add_argument("--data", required=True, type=Path,
