@@ -13,7 +13,7 @@ from pathlib import Path
 from calibration_data.calibration import default_verification_dir, sample_representative
 from calibration_data.images import list_images
 from models.default import DEFAULT_MODEL
-from models.spec import parse_hw
+from runtimes.cli import hw_argument
 
 log = logging.getLogger("facekit")
 
@@ -41,7 +41,7 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--model",
                      help="a registered PyTorch model: scrfd_500m, scrfd_500m_kps, ultraface_slim, ultraface_rfb")
     src.add_argument("--weights", type=Path, help="with --model: a state dict (.pth) loaded strictly")
-    parser.add_argument("--hw", default="480,640", type=_hw,
+    parser.add_argument("--hw", default="480,640", type=hw_argument,
                         help="fixed input H,W, each divisible by 32 (default 480,640)")
     parser.add_argument("--opset", type=int, default=13, help="ONNX opset of the hub model (default 13)")
     parser.add_argument("--name", help="model name used in folder names and model.json (default from the source)")
@@ -52,13 +52,6 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verify-count", type=int, default=VERIFY_COUNT,
                         help=f"how many held-out images verification uses (default {VERIFY_COUNT})")
     parser.add_argument("-v", "--verbose", action="store_true", help="show the converters' own logs")
-
-
-def _hw(text: str) -> tuple[int, int]:
-    try:
-        return parse_hw(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from err
 
 
 def check_source(args: argparse.Namespace) -> None:

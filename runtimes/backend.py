@@ -25,16 +25,21 @@ class Backend(ABC):
     def __init__(self, path: Path, spec: ModelSpec, threads: int | None = None):
         self.path, self.spec, self.threads = Path(path), spec, threads
         self._order: list[int] | None = None  # found on the first run: shapes are fixed per model
+        self._head_maps = False  # whether the outputs are raw SCRFD head maps (also found on the first run)
 
     @abstractmethod
     def forward(self, blob: np.ndarray) -> list[np.ndarray]:
         """Run the artifact once; outputs in whatever order and naming the format produced."""
 
     def __call__(self, blob: np.ndarray) -> list[np.ndarray]:
-        outputs = rows_from_head_maps(self.forward(blob), self.spec)
+        outputs = self.forward(blob)
         if self._order is None:
-            self._order = canonical_order([np.shape(o) for o in outputs], self.spec)
+            rows = rows_from_head_maps(outputs, self.spec)
+            self._head_maps = any(r is not o for r, o in zip(rows, outputs))
+            self._order = canonical_order([np.shape(o) for o in rows], self.spec)
             self._shapes = self.spec.output_shapes()
+        if self._head_maps:
+            outputs = rows_from_head_maps(outputs, self.spec)
         return [np.asarray(outputs[i], np.float32).reshape(shape) for i, shape in zip(self._order, self._shapes)]
 
 

@@ -7,17 +7,9 @@ import os
 from pathlib import Path
 
 from models.registry import MODELS
-from models.spec import parse_hw
-from runtimes.cli import run_cli
+from runtimes.cli import hw_argument, run_cli
 from train_light.engine import TrainConfig, train
 from train_light.recipes import RECIPES
-
-
-def hw(text: str) -> tuple[int, int]:
-    try:
-        return parse_hw(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from err
 
 
 def parser() -> argparse.ArgumentParser:
@@ -28,7 +20,7 @@ def parser() -> argparse.ArgumentParser:
                    help="training set: the official WIDER FACE root (wider_face_split/ + WIDER_train/images) or a "
                         "folder with a RetinaFace-style label.txt and images/ (landmarks train only from this)")
     p.add_argument("--epochs", type=int, required=True, help="total epochs; the LR steps at the recipe's fractions")
-    p.add_argument("--size", type=hw, help="training crop H,W, divisible by 32 (default: the recipe's, "
+    p.add_argument("--size", type=hw_argument, help="training crop H,W, divisible by 32 (default: the recipe's, "
                    + ", ".join(f"{f} {h}x{w}" for f, r in RECIPES.items() for h, w in [r.train_hw]) + ")")
     p.add_argument("--out", type=Path, help="run folder for last.pth, log.csv, training.png "
                    "(default runs/<model>_<H>x<W>)")
@@ -41,7 +33,7 @@ def parser() -> argparse.ArgumentParser:
                    "an official SCRFD .onnx (imported)")
     p.add_argument("--eval-every", type=int, default=0,
                    help="evaluate on the WIDER val images every K epochs and at the end (0: never)")
-    p.add_argument("--eval-size", type=hw, default=(640, 640), help="evaluation input H,W")
+    p.add_argument("--eval-size", type=hw_argument, default=(640, 640), help="evaluation input H,W")
     p.add_argument("--eval-images", type=int,
                    help="evaluate on this many val images spread over the list (default all)")
     p.add_argument("--val", type=Path, help="WIDER root holding WIDER_val/ and ground_truth/ (default ../shared's)")

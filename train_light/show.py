@@ -8,9 +8,8 @@ import cv2
 import numpy as np
 
 from models.registry import MODELS, entry
-from runtimes.cli import run_cli
+from runtimes.cli import hw_argument, run_cli
 from runtimes.files import atomic_write_bytes
-from train_light.__main__ import hw
 from train_light.data import load_faces
 from train_light.dataset import TrainSet
 from train_light.recipes import RECIPES
@@ -41,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m train_light.show", description=__doc__.split(":", 1)[1].strip())
     p.add_argument("--model", required=True, choices=sorted(MODELS), help="whose recipe augments")
     p.add_argument("--data", required=True, type=Path, help="training set (as python -m train_light --data)")
-    p.add_argument("--size", type=hw, help="training crop H,W (default: the recipe's)")
+    p.add_argument("--size", type=hw_argument, help="training crop H,W (default: the recipe's)")
     p.add_argument("--count", type=int, default=16, help="samples per sheet")
     p.add_argument("--epochs", type=int, default=2, help="sheets: the same images as epochs 0..N-1 augment them")
     p.add_argument("--robust", action="store_true", help="include the blur/JPEG/gamma augmentations")
