@@ -14,6 +14,7 @@ from pathlib import Path
 
 import cv2
 
+from converters.keep_float import NONE, Fingerprint
 from converters.mnn_tools import run_tool
 from converters.pipeline import BackendConverter, ConvertJob, Produced, Timer, backend_main
 from runtimes.cli import run_cli
@@ -48,21 +49,30 @@ def quantization_config(job: ConvertJob, folder: Path) -> dict:
 
 def convert(job: ConvertJob) -> dict[str, Produced]:
     produced = {}
-    log = job.work / "mnn.log"
     for precision, extra in VARIANTS.items():
         with Timer() as timer:
-            mnnconvert(job.hub.path, job.work / f"{precision}.mnn", extra, log)
+            mnnconvert(job.hub.path, job.work / f"{precision}.mnn", extra, job.work / "mnn.log")
         produced[precision] = Produced([job.work / f"{precision}.mnn"], timer.seconds)
-    if job.options.int8:
-        with Timer() as timer:
-            write_calibration_images(job, job.work / "calibration")
-            config = job.work / "quant.json"
-            config.write_text(json.dumps(quantization_config(job, job.work / "calibration")))
-            run_tool("mnnquant", [str(job.work / "fp32.mnn"), str(job.work / "int8.mnn"), str(config)], log)
-        if not (job.work / "int8.mnn").is_file():
-            raise RuntimeError(f"mnnquant wrote no model; see {log}")
-        produced["int8"] = Produced([job.work / "int8.mnn"], timer.seconds)
     return produced
+
+
+def quantize(job: ConvertJob, kept: dict[str, Fingerprint]) -> Produced:
+    """mnnquant's full INT8 of the INT8 source. MNN 3.6.1 offers no float layers that work (its config's
+    skip_quant_op_names was measured to change nothing), so --keep-float is refused here."""
+    if kept:
+        raise ValueError(f"MNN cannot keep convolutions in float in a full INT8 model (mnnquant 3.6.1 ignores "
+                         f"skip_quant_op_names); asked for {', '.join(kept)}. Use mnn-int8w (8-bit weights, "
+                         "float compute) where MNN's INT8 loses accuracy")
+    log = job.work / "mnn.log"
+    with Timer() as timer:
+        mnnconvert(job.int8_source, job.work / "int8-source.mnn", [], log)
+        write_calibration_images(job, job.work / "calibration")
+        config = job.work / "quant.json"
+        config.write_text(json.dumps(quantization_config(job, job.work / "calibration")))
+        run_tool("mnnquant", [str(job.work / "int8-source.mnn"), str(job.work / "int8.mnn"), str(config)], log)
+    if not (job.work / "int8.mnn").is_file():
+        raise RuntimeError(f"mnnquant wrote no model; see {log}")
+    return Produced([job.work / "int8.mnn"], timer.seconds, {"calibration": job.options.mnn_quant_method})
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,7 +81,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 MNN = BackendConverter(
-    name="mnn", suffix=".mnn", layout="NCHW", convert=convert, tools=("MNN",), add_arguments=add_arguments,
+    name="mnn", suffix=".mnn", layout="NCHW", convert=convert, quantize=quantize, keeps_float=False,
+    default_keep_float=NONE, tools=("MNN",), add_arguments=add_arguments,
     rejection_hints={"int8": "mnnquant's full INT8 moves the face scores of SCRFD and Ultra-Light (their score heads "
                              "lose range); use mnn-int8w (8-bit weights, float compute), which keeps the accuracy"})
 

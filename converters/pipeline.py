@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import onnx
 
 from calibration_data.calibration import (
     DEFAULT_COUNT,
@@ -23,6 +24,18 @@ from calibration_data.calibration import (
     default_calibration_dir,
 )
 from converters.common import add_source_arguments, held_out_images, log, output_dir, step
+from converters.equalize import equalize
+from converters.keep_float import (
+    AUTO,
+    AUTO_MAX_LAYERS,
+    NONE,
+    STEM,
+    Fingerprint,
+    check_names,
+    next_auto_layers,
+    parse_keep_float,
+    stem_convs,
+)
 from converters.onnx import HubModel, build_hub
 from converters.verify import INT8_MIN_AGREEMENT, Verifier, VerifyReport
 from models.spec import ModelSpec, installed_versions
@@ -32,34 +45,41 @@ from runtimes.files import atomic_write_text, replace_dir, staging_dir
 
 @dataclass(frozen=True)
 class ConvertJob:
-    """What a backend's convert function gets: the hub model, a scratch folder, the calibration set (with --int),
-    held-out canvases, and the CLI options (options.int8, options.int_io, options.verbose, backend flags)."""
+    """What a backend's convert and quantize functions get: the hub model, a scratch folder, the calibration set
+    and the ONNX to quantize (with --int: the hub, activation-equalized unless --no-equalize), held-out canvases,
+    and the CLI options (options.int8, options.int_io, options.verbose, backend flags)."""
 
     hub: HubModel
     work: Path
     calibration: CalibrationSet | None
+    int8_source: Path | None
     sample_canvases: np.ndarray  # (N,H,W,3) uint8 held-out canvases, for tools that want sample data of their own
     options: argparse.Namespace
 
 
 @dataclass(frozen=True)
 class Produced:
-    """One artifact a backend wrote: its files and how long making it took."""
+    """One artifact a backend wrote: its files, how long making it took, and how it was quantized."""
 
     files: list[Path]
     seconds: float
+    quantization: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class BackendConverter:
-    """A backend: name, artifact suffix, the layout its artifacts expect, convert(job) → {precision: Produced},
-    and the CLI options of its own."""
+    """A backend: name, artifact suffix, the layout its artifacts expect, convert(job) → {precision: Produced} for
+    the float artifacts, quantize(job, kept convolutions) → the INT8 one, and the CLI options of its own."""
 
     name: str
     suffix: str
     layout: str
     convert: Callable[[ConvertJob], dict[str, Produced]]
+    quantize: Callable[[ConvertJob, dict[str, Fingerprint]], Produced]
     tools: tuple[str, ...]
+    keeps_float: bool = True  # honours --keep-float
+    default_keep_float: str = STEM  # --keep-float when not given (measured per backend: accuracy and latency)
+    int_io: bool = False  # honours --int-io (its INT8 artifact is then called int8io)
     add_arguments: Callable[[argparse.ArgumentParser], None] = lambda parser: None
     rejection_hints: dict[str, str] = field(default_factory=dict)  # precision → what to use when it is rejected
     int8_only: bool = False  # writes nothing without --int (its float model is the hub itself)
@@ -76,11 +96,19 @@ class ArtifactResult:
 
 @dataclass(frozen=True)
 class Shared:
-    """What every backend of one run shares: the hub, the calibration set and the verification reference."""
+    """What every backend of one run shares: the hub, the calibration set, the model to quantize (the hub,
+    equalized) and the verification reference."""
 
     hub: HubModel
     calibration: CalibrationSet | None
+    int8_model: onnx.ModelProto | None
+    equalized: tuple[str, ...]
     verifier: Verifier
+
+
+def no_float_artifacts(job: ConvertJob) -> dict[str, Produced]:
+    """The convert step of a backend whose float model is the hub itself."""
+    return {}
 
 
 class Timer:
@@ -106,6 +134,16 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
                         "repo's calibration_data/samples/calibration)")
     q.add_argument("--calib-count", type=int, default=DEFAULT_COUNT,
                    help=f"how many calibration images to sample (default {DEFAULT_COUNT})")
+    q.add_argument("--keep-float", type=parse_keep_float, metavar="stem|none|auto|CONV[,CONV...]",
+                   help="convolutions the INT8 artifact computes in float, named as in the hub ONNX (list them: "
+                        "python -m converters.keep_float <out>/onnx); stem: those reading at least half the "
+                        "input's resolution (the first 4 in SCRFD and Ultra-Light); none; auto: none unless "
+                        "verification fails, then 1, 2, 4, ... of the first convolutions until it passes. Default: "
+                        "stem for ncnn and ONNX Runtime (0.1-0.4 AP Hard back, and faster), none for TFLite (its "
+                        "float stem cost +63%% latency for 0.03 AP); MNN has no such mechanism")
+    q.add_argument("--no-equalize", dest="equalize", action="store_false",
+                   help="quantize the hub as it is, without equalizing the channels that feed depthwise "
+                        "convolutions first (the float model is unchanged either way)")
     parser.add_argument("--keep-failed", action="store_true",
                         help="write an artifact that fails verification to its final folder anyway (default: to "
                              "<folder>.rejected/ with its verify.json, and exit 1)")
@@ -131,21 +169,32 @@ def prepare_shared(args: argparse.Namespace) -> Shared:
         raise ValueError("--int-io needs --int")
     hub = build_hub(args)
     verify_paths = held_out_images(args.verify_images, args.verify_count)
-    calibration = None
+    calibration, int8_model, equalized = None, None, ()
     if args.int8:
         with step(f"calibration set: up to {args.calib_count} images from {args.calib or default_calibration_dir()}"):
             calibration = build_calibration_set(args.calib, hub.spec, args.calib_count,
                                                 exclude={p.resolve() for p in verify_paths})
+        int8_model = onnx.load(str(hub.path))
+        if args.keep_float not in (None, NONE, AUTO, STEM):
+            check_names(args.keep_float, int8_model)
+        if args.equalize:
+            with step("equalizing the channels that feed depthwise convolutions"):
+                int8_model, names = equalize(int8_model, calibration.normalized(hub.spec, "NCHW"))
+                equalized = tuple(names)
     with step(f"verification reference: ONNX on {len(verify_paths)} held-out images"):
         verifier = Verifier(load_backend(hub.path), verify_paths)
-    return Shared(hub, calibration, verifier)
+    return Shared(hub, calibration, int8_model, equalized, verifier)
 
 
 def run_backend(backend: BackendConverter, args: argparse.Namespace, shared: Shared) -> list[ArtifactResult]:
     """Convert and verify; artifacts land in <out>/<backend>-<precision>/ atomically, verify.json inside."""
     results = []
     with tempfile.TemporaryDirectory(prefix=f"facekit-{backend.name}-") as work:
-        job = ConvertJob(shared.hub, Path(work), shared.calibration,
+        int8_source = shared.hub.path if shared.int8_model is not None else None
+        if shared.equalized:
+            int8_source = Path(work) / "equalized.onnx"
+            onnx.save(shared.int8_model, str(int8_source))
+        job = ConvertJob(shared.hub, Path(work), shared.calibration, int8_source,
                          np.stack([r.canvas for r in shared.verifier.resized]), args)
         with step(f"convert to {backend.name}"):
             produced = backend.convert(job)
@@ -153,14 +202,44 @@ def run_backend(backend: BackendConverter, args: argparse.Namespace, shared: Sha
             spec = artifact_spec(shared.hub.spec, backend, precision, shared.calibration)
             results.append(commit_artifact(output_dir(args) / f"{backend.name}-{precision}", made, spec,
                                            backend, shared.verifier, args.min_agreement, args.keep_failed))
+        if args.int8:
+            results.append(quantize_and_commit(backend, job, shared))
     return results
 
 
+def quantize_and_commit(backend: BackendConverter, job: ConvertJob, shared: Shared) -> ArtifactResult:
+    """The INT8 artifact with the asked float layers; with --keep-float auto, more of them while it fails."""
+    args = job.options
+    precision = "int8io" if args.int_io and backend.int_io else "int8"
+    policy = args.keep_float or backend.default_keep_float
+    names = {NONE: (), AUTO: (), STEM: stem_convs(shared.int8_model)}.get(policy, policy)
+    if policy == STEM and not backend.keeps_float:
+        log.warning("%s cannot keep layers in float: its INT8 artifact quantizes the stem too", backend.name)
+        names = ()
+    while True:
+        with step(f"quantize {backend.name}" + (f" keeping {', '.join(names)} in float" if names else "")):
+            made = backend.quantize(job, check_names(names, shared.int8_model))
+        quantization = {**made.quantization, "calibration_images": len(shared.calibration.canvases),
+                        "equalized": list(shared.equalized), "float_layers": list(names)}
+        spec = artifact_spec(shared.hub.spec, backend, precision, shared.calibration, quantization)
+        result = commit_artifact(output_dir(args) / f"{backend.name}-{precision}", made, spec, backend,
+                                 shared.verifier, args.min_agreement, args.keep_failed)
+        more = ()
+        if policy == AUTO and not result.report.passed and backend.keeps_float:
+            more = next_auto_layers(shared.int8_model, names)
+        if not more or len(names) + len(more) > AUTO_MAX_LAYERS:
+            return result
+        log.info("--keep-float auto: %s failed; converting again with %s in float", result.folder.name,
+                 ", ".join(more))
+        names += more
+
+
 def artifact_spec(hub_spec: ModelSpec, backend: BackendConverter, precision: str,
-                  calibration: CalibrationSet | None) -> ModelSpec:
+                  calibration: CalibrationSet | None, quantization: dict | None = None) -> ModelSpec:
     provenance = replace(
         hub_spec.provenance, converter=f"converters.{backend.name}", precision=precision,
         calibration_sha256=calibration.sha256 if calibration and "int8" in precision else "",
+        quantization=quantization or {},
         tool_versions={**hub_spec.provenance.tool_versions, **installed_versions(*backend.tools)})
     return hub_spec.with_changes(layout=backend.layout, provenance=provenance)
 

@@ -61,6 +61,7 @@ class Provenance:
     precision: str = "fp32"
     calibration_sha256: str = ""
     tool_versions: dict[str, str] = field(default_factory=dict)
+    quantization: dict = field(default_factory=dict)  # INT8: calibration method and images, equalized and float layers
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from converters.ncnn_int8 import calibrate, rewrite_int8
+from converters.ncnn_int8 import HIST_BINS, activation_threshold, calibrate, rewrite_int8
 from converters.verify import cosine
 from runtimes import load_backend
 from runtimes.ncnn import read_param
@@ -53,6 +53,19 @@ def run_ncnn(param: Path, weights: Path, sample: np.ndarray) -> np.ndarray:
     with net.create_extractor() as ex:
         ex.input("in0", ncnn.Mat(np.ascontiguousarray(sample)))
         return np.array(ex.extract("out0")[1])
+
+
+def test_thresholds_from_the_streamed_histogram_match_the_exact_ones():
+    rng = np.random.default_rng(0)
+    positive = np.abs(rng.standard_cauchy(200_000))  # a long tail, as activations have
+    values = np.concatenate([positive, np.zeros(600_000)])  # after a ReLU most values are 0
+    top = float(values.max())
+    hist = np.histogram(positive, bins=HIST_BINS, range=(0, top))[0]
+    assert activation_threshold(hist, top, "minmax", 600_000) == top
+    exact = np.percentile(values, 99.99)
+    assert abs(activation_threshold(hist, top, "percentile", 600_000) - exact) <= top / HIST_BINS
+    kl = activation_threshold(hist, top, "kl", 600_000)
+    assert np.percentile(positive, 99) < kl < top / 4, (kl, top)  # clips the far tail, not the bulk
 
 
 @requires_shared
@@ -119,10 +132,11 @@ def test_every_backend_and_precision_matches_onnx_on_real_images(all_backends, b
 
 def test_ncnn_int8_artifact_is_int8_in_stock_ncnn(all_backends):
     out = all_backends[0]
-    rewritten = read_param(out / "ncnn-int8" / "model.param")
-    assert all(layer.params.get("8") == "1" for layer in rewritten if layer.type.startswith("Conv"))
-    assert (out / "ncnn-int8" / "model.table").read_text().count("_param_0") == sum(
-        layer.type.startswith("Conv") for layer in rewritten)
+    rewritten = [layer for layer in read_param(out / "ncnn-int8" / "model.param") if layer.type.startswith("Conv")]
+    stem = json.loads((out / "ncnn-int8" / "model.json").read_text())["provenance"]["quantization"]["float_layers"]
+    assert len(stem) == 4  # the default --keep-float stem: the first four convolutions stay float
+    assert [layer.params.get("8") == "1" for layer in rewritten] == [False] * 4 + [True] * (len(rewritten) - 4)
+    assert (out / "ncnn-int8" / "model.table").read_text().count("_param_0") == len(rewritten) - 4
     blob = np.random.default_rng(0).normal(size=(1, 3, 480, 640)).astype(np.float32)
     fp32, int8 = load_backend(out / "ncnn-fp32")(blob), load_backend(out / "ncnn-int8")(blob)
     assert not all(np.array_equal(a, b) for a, b in zip(fp32, int8))

@@ -1,0 +1,121 @@
+"""--keep-float: convolutions an INT8 artifact leaves in float, named once for every backend.
+
+A name is a Conv node of the hub ONNX (`python -m converters.keep_float <out>/onnx` lists them). Each backend
+finds its own layer for a name by the weights (count, Σw, Σw²: the same whatever the layout), so one name means
+the same convolution in TFLite, NCNN and ONNX Runtime although each tool renames its layers.
+`auto` starts with none and, while the INT8 artifact fails verification, keeps more convolutions in float from
+the input on (1, 2, 4, ... up to AUTO_MAX_LAYERS), converting again each time.
+"""
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import numpy_helper, shape_inference
+
+from runtimes.cli import run_cli
+
+NONE, AUTO, STEM = "none", "auto", "stem"
+AUTO_MAX_LAYERS = 16  # beyond this the file is mostly float: use fp16 instead
+Fingerprint = tuple[int, float, float]
+
+
+def parse_keep_float(text: str) -> str | tuple[str, ...]:
+    """`none`, `auto`, `stem` or a comma-separated tuple of hub Conv names."""
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise argparse.ArgumentTypeError("--keep-float needs none, auto, stem or Conv node names")
+    if len(names) == 1 and names[0] in (NONE, AUTO, STEM):
+        return names[0]
+    return names
+
+
+def fingerprint(weights: np.ndarray) -> Fingerprint:
+    w = np.asarray(weights, np.float64).ravel()
+    return w.size, float(w.sum()), float((w * w).sum())
+
+
+def same_weights(a: Fingerprint, b: Fingerprint) -> bool:
+    """Equal size and sums within float32 summation error (layouts sum in different orders)."""
+    return a[0] == b[0] and all(abs(x - y) <= 1e-4 * max(1.0, abs(x), abs(y)) for x, y in zip(a[1:], b[1:]))
+
+
+def conv_weights(model: onnx.ModelProto) -> dict[str, Fingerprint]:
+    """Every Conv node with a constant weight, by name, in graph order."""
+    initializers = {i.name: i for i in model.graph.initializer}
+    return {node.name: fingerprint(numpy_helper.to_array(initializers[node.input[1]]))
+            for node in model.graph.node if node.op_type == "Conv" and node.input[1] in initializers}
+
+
+def check_names(names: Iterable[str], model: onnx.ModelProto) -> dict[str, Fingerprint]:
+    """The fingerprints of `names`; ValueError naming the unknown ones and the valid choices."""
+    convs = conv_weights(model)
+    unknown = [n for n in names if n not in convs]
+    if unknown:
+        raise ValueError(f"--keep-float: {unknown} are not Conv nodes of the hub ONNX; its convolutions are "
+                         f"{', '.join(convs)}")
+    return {n: convs[n] for n in names}
+
+
+def matching_name(kept: dict[str, Fingerprint], weights: np.ndarray) -> str | None:
+    """The kept hub Conv whose weights these are, or None."""
+    wanted = fingerprint(weights)
+    return next((name for name, fp in kept.items() if same_weights(fp, wanted)), None)
+
+
+def stem_convs(model: onnx.ModelProto) -> tuple[str, ...]:
+    """The convolutions reading a tensor at least half the input's height: the first few, full- and half-resolution
+    layers (4 in SCRFD-500M and both Ultra-Light models), where INT8 costs the most accuracy per MAC."""
+    inferred = shape_inference.infer_shapes(model)
+    heights = {v.name: v.type.tensor_type.shape.dim[2].dim_value
+               for v in [*inferred.graph.input, *inferred.graph.value_info] if len(v.type.tensor_type.shape.dim) == 4}
+    input_height = heights[inferred.graph.input[0].name]
+    return tuple(node.name for node in inferred.graph.node
+                 if node.op_type == "Conv" and 2 * heights.get(node.input[0], 0) >= input_height)
+
+
+def producing_convs(model: onnx.ModelProto, output: str) -> list[str]:
+    """The Conv nodes nearest to `output`, walking back through the reshapes, activations and concats between."""
+    producer = {o: node for node in model.graph.node for o in node.output}
+    found, pending, seen = [], [output], set()
+    while pending:
+        node = producer.get(pending.pop())
+        if node is None or node.name in seen:
+            continue
+        seen.add(node.name)
+        if node.op_type == "Conv":
+            found.append(node.name)
+        else:
+            pending.extend(node.input)
+    return sorted(found)
+
+
+def next_auto_layers(model: onnx.ModelProto, kept: tuple[str, ...]) -> tuple[str, ...]:
+    """The next convolutions `auto` keeps in float: twice as many as now (1, 2, 4, ...), from the input on.
+
+    Measured on SCRFD-500M-KPS (ncnn, one layer in float at a time, 60 layers): the four that raised the score
+    outputs' SQNR most were among the first five; the nine head convolutions that produce the outputs, all in
+    float, moved the score shift by 0.001. So the first layers come first, not the heads of the worst output.
+    """
+    order = [name for name in conv_weights(model) if name not in kept]
+    return tuple(order[:max(1, len(kept))])
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m converters.keep_float",
+                                description="List the hub ONNX's convolutions: the names --keep-float takes.")
+    p.add_argument("hub", type=Path, help="the hub ONNX (file, or the <out>/onnx folder)")
+    args = p.parse_args(argv)
+    path = args.hub / "model.onnx" if args.hub.is_dir() else args.hub
+    model = onnx.load(str(path))
+    outputs = {conv: o.name for o in model.graph.output for conv in producing_convs(model, o.name)}
+    for name, (count, _, _) in conv_weights(model).items():
+        print(f"{name:<16} {count:>8} weights{'  → ' + outputs[name] if name in outputs else ''}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
