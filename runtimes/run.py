@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -116,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
                                       nms_threshold=args.nms, resize=args.resize)
     if args.show:
         check_window_support()
+    # Ctrl-C ends the run and keeps what was processed, even when started with SIGINT ignored (`cmd &` in a
+    # script, some supervisors): Python then installs no handler of its own
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     source = open_source(args.source, fps=args.fps)
     with contextlib.ExitStack() as stack:
         stack.callback(source.close)
