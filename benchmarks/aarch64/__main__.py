@@ -22,7 +22,8 @@ from runtimes.files import atomic_write_text, shared_dir
 REPO = Path(__file__).resolve().parents[2]
 CORES = {"cortex-a72": "Raspberry Pi 4 (Cortex-A72: NEON)", "cortex-a76": "Raspberry Pi 5 (Cortex-A76: NEON, "
                                                                           "dotprod, fp16)"}
-DEFAULT_ARTIFACTS = "onnx,tflite-fp32,tflite-int8,ncnn-fp32,ncnn-int8,mnn-fp32,mnn-int8w,ort-int8"  # mnn-int8 is refused
+# every artifact converters.all --int writes, except mnn-int8 (refused by verification)
+DEFAULT_ARTIFACTS = "onnx,tflite-fp32,tflite-int8,ncnn-fp32,ncnn-int8,mnn-fp32,mnn-int8w,ort-int8"
 IMAGES = (LARGE_IMAGE, LARGE_IMAGE.parents[1] / "12--Group" / "12_Group_Group_12_Group_Group_12_144.jpg")
 CLIP = Path("data/video/interview_854x480.mp4")
 
