@@ -60,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 ORT = BackendConverter(name="ort", suffix=".onnx", layout="NCHW", convert=no_float_artifacts, quantize=quantize,
                        tools=("onnxruntime",),
-                       add_arguments=add_arguments, int8_only=True)
+                       add_arguments=add_arguments)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -82,7 +82,11 @@ class BackendConverter:
     int_io: bool = False  # honours --int-io (its INT8 artifact is then called int8io)
     add_arguments: Callable[[argparse.ArgumentParser], None] = lambda parser: None
     rejection_hints: dict[str, str] = field(default_factory=dict)  # precision → what to use when it is rejected
-    int8_only: bool = False  # writes nothing without --int (its float model is the hub itself)
+
+    @property
+    def int8_only(self) -> bool:
+        """Writes nothing without --int (its float model is the hub itself)."""
+        return self.convert is no_float_artifacts
 
 
 @dataclass(frozen=True)
