@@ -19,9 +19,9 @@ log = logging.getLogger("facekit")
 
 SOURCE_HELP = (
     "Pass an ONNX file and its family, e.g.\n"
-    "  --onnx ../shared/weights/scrfd/scrfd_500m_kps.onnx --family scrfd\n"
+    "  --onnx scrfd_500m_kps.onnx --family scrfd\n"
     "or a registered PyTorch model and its weights, e.g.\n"
-    "  --model ultraface_rfb --weights ../shared/weights/ultraface/version-RFB-640.pth\n"
+    "  --model ultraface_rfb --weights version-RFB-640.pth\n"
     "or nothing, for the kit's own trained default model."
 )
 VERIFY_COUNT = 16
@@ -60,6 +60,10 @@ def check_source(args: argparse.Namespace) -> None:
         raise UsageError("give either --onnx or --model, not both")
     if args.onnx and not args.family:
         raise UsageError(f"--onnx {args.onnx} needs --family scrfd or --family ultraface")
+    if args.model:
+        from models.registry import entry  # torch: converters only
+
+        entry(args.model)  # a misspelt name lists the registered ones before any work
     if args.model and not args.weights:
         raise UsageError(f"--model {args.model} needs --weights PATH\n{SOURCE_HELP}")
     if not args.onnx and not args.model:
@@ -70,6 +74,18 @@ def check_source(args: argparse.Namespace) -> None:
                  DEFAULT_MODEL.model, DEFAULT_MODEL.weights_label)
         args.model, args.weights = DEFAULT_MODEL.model, DEFAULT_MODEL.weights
         args.name = args.name or DEFAULT_MODEL.name
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def source_label(path: Path) -> str:
+    """A source path as provenance records it: relative to the repository when inside it (the committed default
+    weights), so shipped model.json files name no machine's folders; as given otherwise."""
+    try:
+        return Path(path).resolve().relative_to(REPO).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def source_name(args: argparse.Namespace) -> str:

@@ -1,4 +1,4 @@
-"""ONNX → MNN: fp32, fp16, 8-bit weights and (with --int) full INT8, through MNN's compiled tools.
+"""ONNX → MNN: fp32, fp16, 8-bit weights and (with --int --mnn-full-int8) full INT8, through MNN's compiled tools.
 
 The tools run through the `_tools` extension the MNN wheel ships, in a child interpreter (converters.mnn_tools),
 never through `MNN.tools`: importing that package pip-installs aliyun-log-python-sdk (which broke protobuf here)
@@ -76,13 +76,21 @@ def quantize(job: ConvertJob, kept: dict[str, Fingerprint]) -> Produced:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mnn-full-int8", action="store_true",
+                        help="with --int: also make mnnquant's full INT8 mnn-int8 (verified, and rejected when it "
+                             "fails, as it does for SCRFD and Ultra-Light here: their score heads lose range). "
+                             "Without it MNN's 8-bit artifact is mnn-int8w (8-bit weights, float compute)")
     parser.add_argument("--mnn-quant-method", choices=QUANT_METHODS, default=DEFAULT_QUANT_METHOD,
-                        help=f"MNN INT8 feature quantization (default {DEFAULT_QUANT_METHOD}; ADMM crashed here)")
+                        help=f"with --mnn-full-int8: MNN INT8 feature quantization (default {DEFAULT_QUANT_METHOD}; "
+                             "ADMM crashed here)")
 
 
 MNN = BackendConverter(
     name="mnn", suffix=".mnn", layout="NCHW", convert=convert, quantize=quantize, keeps_float=False,
     default_keep_float=NONE, tools=("MNN",), add_arguments=add_arguments,
+    wants_int8=lambda options: options.int8 and options.mnn_full_int8,
+    int8_opt_in="mnnquant's full INT8 fails verification on the kit's models: --mnn-full-int8 makes it; "
+                "mnn-int8w is MNN's 8-bit artifact",
     rejection_hints={"int8": "mnnquant's full INT8 moves the face scores of SCRFD and Ultra-Light (their score heads "
                              "lose range); use mnn-int8w (8-bit weights, float compute), which keeps the accuracy"})
 

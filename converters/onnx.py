@@ -20,6 +20,7 @@ from converters.common import (
     check_source,
     held_out_images,
     output_dir,
+    source_label,
     source_name,
     step,
 )
@@ -245,7 +246,7 @@ def build_hub(args: argparse.Namespace) -> HubModel:
     with step(f"fix input to 1x3x{h}x{w}, opset {args.opset}, simplify, check"):
         model, spec = fix_onnx(model, family, h, w, args.opset, name)
     spec = spec.with_changes(provenance=Provenance(
-        source=str(source), source_sha256=sha256_file(source), converter="converters.onnx",
+        source=source_label(source), source_sha256=sha256_file(source), converter="converters.onnx",
         precision="fp32", tool_versions=installed_versions(*ONNX_TOOLS)))
     images = held_out_images(args.verify_images, args.verify_count)
     runner = source_runner(args, torch_model)
@@ -256,7 +257,7 @@ def build_hub(args: argparse.Namespace) -> HubModel:
     with atomic_output_dir(final) as tmp:
         onnx.save(model, str(tmp / "model.onnx"))
         spec.save(tmp / "model.json")
-        report = {"source": str(source), "opset_in": opset_in,
+        report = {"source": source_label(source), "opset_in": opset_in,
                   "opset": args.opset, "input": [1, 3, h, w], "outputs": list(spec.output_names),
                   "source_comparison": comparison}
         (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -82,6 +82,9 @@ class BackendConverter:
     int_io: bool = False  # honours --int-io (its INT8 artifact is then called int8io)
     add_arguments: Callable[[argparse.ArgumentParser], None] = lambda parser: None
     rejection_hints: dict[str, str] = field(default_factory=dict)  # precision → what to use when it is rejected
+    int8_opt_in: str = ""  # why --int alone makes no INT8 artifact of this backend, and the flag that does
+    # whether the options ask for its INT8 artifact (--int, plus a flag of its own where INT8 is opt-in)
+    wants_int8: Callable[[argparse.Namespace], bool] = lambda options: options.int8
 
     @property
     def int8_only(self) -> bool:
@@ -206,8 +209,10 @@ def run_backend(backend: BackendConverter, args: argparse.Namespace, shared: Sha
             spec = artifact_spec(shared.hub.spec, backend, precision, shared.calibration)
             results.append(commit_artifact(output_dir(args) / f"{backend.name}-{precision}", made, spec,
                                            backend, shared.verifier, args.min_agreement, args.keep_failed))
-        if args.int8:
+        if backend.wants_int8(args):
             results.append(quantize_and_commit(backend, job, shared))
+        elif args.int8:
+            log.info("%s: %s", backend.name, backend.int8_opt_in)
     return results
 
 

@@ -16,8 +16,7 @@ from eval.evaluate import Protocol, merge_shards, run_model, score
 from eval.groundtruth import load_ground_truth
 from eval.predictions import parse_shard
 from eval.report import write_reports
-from models.spec import parse_hw
-from runtimes.cli import run_cli
+from runtimes.cli import add_detector_arguments, hw_argument, run_cli
 from runtimes.files import shared_dir
 
 
@@ -39,21 +38,14 @@ def parser() -> argparse.ArgumentParser:
         "and pr_curves.png. `python -m eval merge --help` joins sharded runs."))
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--model", type=Path, action="append",
-                      help="artifact file or folder with its model.json (.onnx, .tflite); repeat to compare")
+                      help="artifact file or folder with its model.json (ONNX, TFLite, NCNN, MNN); repeat to "
+                           "compare")
     what.add_argument("--pred", type=Path, action="append",
                       help="a folder of existing predictions (<event>/<image>.txt) to score; repeat to compare")
     common_arguments(p)
-    p.add_argument("--hw", type=parse_hw, help="input H,W (default: the artifact's own; must match it)")
-    p.add_argument("--resize", choices=("letterbox", "stretch"),
-                   help="letterbox (default; the spec's) or stretch (how the Ultra-Light numbers were made)")
-    p.add_argument("--score-thr", type=float, default=0.02,
-                   help="keep detections scoring at least this (default 0.02; higher values cut AP)")
-    p.add_argument("--nms", type=float, default=0.4, help="NMS IoU threshold (default 0.4)")
-    p.add_argument("--max-det", type=int, help="keep at most this many detections per image (default all)")
-    p.add_argument("--pre-nms-top-k", type=int, help=(
-        "keep only the k best candidates before NMS (default all, the exact protocol). Ultra-Light puts nearly "
-        "every prior above 0.02, which makes NMS take ~1 s per image; its own predictor caps candidates too"))
-    p.add_argument("--threads", type=int, help="inference threads (default: the runtime's)")
+    p.add_argument("--hw", type=hw_argument, help="input H,W (default: the artifact's own; must match it)")
+    add_detector_arguments(p, 0.02, "keep detections scoring at least this (the protocol sweeps thresholds "
+                                    "itself: higher values cut AP)")
     p.add_argument("--overwrite", action="store_true", help="predict again even where prediction files exist")
     p.add_argument("--shard", type=parse_shard,
                    help="i/n: predict only every n-th image from the i-th (1-based); join with `merge`")
@@ -96,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def load(args):
     data = args.data or default_data()
+    if args.data is None and not data.is_dir():
+        raise FileNotFoundError(f"no WIDER FACE data at {data}: pass --data DIR, a root holding WIDER_val/images/ "
+                                "and ground_truth/*.mat as the official release lays them out")
     start = time.perf_counter()
     truth = load_ground_truth(data, args.split)
     print(f"{len(truth.images)} of {truth.listed_images} listed {args.split} images present "

@@ -15,7 +15,7 @@ from eval.inference import Timing, predict_images
 from eval.predictions import read_predictions, shard_of
 from eval.protocol import SettingResult, image_curves, normalize_scores, summarize
 from runtimes.backend import load_backend, resolve_artifact
-from runtimes.detector import Detector
+from runtimes.detector import MAX_DET, PRE_NMS_TOP_K, Detector
 from runtimes.files import atomic_write_text
 
 
@@ -27,9 +27,9 @@ class Protocol:
     resize: str | None = None
     score_threshold: float = 0.02
     nms_threshold: float = 0.4
-    max_det: int | None = None
+    max_det: int | None = MAX_DET
     threads: int | None = None
-    pre_nms_top_k: int | None = None
+    pre_nms_top_k: int | None = PRE_NMS_TOP_K
 
 
 @dataclass

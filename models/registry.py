@@ -33,8 +33,9 @@ MODELS: dict[str, ModelEntry] = {
 
 
 def entry(name: str) -> ModelEntry:
+    """The registered model `name`; an unknown name is a ValueError listing the known ones (a user error)."""
     if name not in MODELS:
-        raise KeyError(f"unknown model {name!r}; registered: {', '.join(MODELS)}")
+        raise ValueError(f"unknown model {name!r}; registered: {', '.join(MODELS)}")
     return MODELS[name]
 
 

@@ -66,7 +66,8 @@ class Provenance:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """The contract between converters and runtimes (see DESIGN.md). Frozen; JSON round trip via to_json/from_json."""
+    """The contract between converters and runtimes: model.json beside every artifact, what a runtime knows of the
+    model. Frozen; JSON round trip via to_json/from_json."""
 
     name: str
     family: str

@@ -1,10 +1,14 @@
-"""The one way every facekit command exits: user errors print one clear line and exit 2, never a traceback."""
+"""What every facekit command shares: one exit path (user errors print one line and exit 2, never a traceback)
+and the arguments that pick a model and set up its Detector, each value range-checked by the parser."""
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
+
+from runtimes.detector import MAX_DET, PRE_NMS_TOP_K
 
 
 def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> None:
@@ -26,3 +30,64 @@ def hw_argument(text: str) -> tuple[int, int]:
         return parse_hw(text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from err
+
+
+def _number(text: str, kind: type, ok: Callable[[float], bool], expected: str):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text}")
+    return value
+
+
+def score_argument(text: str) -> float:
+    """argparse type for a score threshold: 0 to 1."""
+    return _number(text, float, lambda v: 0 <= v <= 1, "a score from 0 to 1")
+
+
+def iou_argument(text: str) -> float:
+    """argparse type for an NMS IoU threshold: above 0, at most 1."""
+    return _number(text, float, lambda v: 0 < v <= 1, "an IoU above 0 and at most 1")
+
+
+def positive_int(text: str) -> int:
+    return _number(text, int, lambda v: v >= 1, "a whole number of 1 or more")
+
+
+def cap_argument(text: str) -> int | None:
+    """argparse type for a candidate cap: a count of 1 or more, or 0 for none."""
+    return _number(text, int, lambda v: v >= 0, "a whole number of 0 (no cap) or more") or None
+
+
+def add_model_argument(parser: argparse.ArgumentParser) -> None:
+    """--model ARTIFACT, defaulting to the model the kit ships."""
+    from models.default import DEFAULT_MODEL
+
+    parser.add_argument("--model", type=Path, help=(
+        "artifact folder or file with its model.json, from any converter: ONNX, TFLite, NCNN or MNN (e.g. "
+        f"artifacts/scrfd_500m_kps_480x640/tflite-int8). Default: the kit's own {DEFAULT_MODEL.name}, shipped "
+        f"as {DEFAULT_MODEL.shipped_label}"))
+
+
+def add_detector_arguments(parser: argparse.ArgumentParser, score_default: float, score_help: str) -> None:
+    """The Detector's settings: threads, score and NMS thresholds, resize mode, candidate caps."""
+    parser.add_argument("--threads", type=positive_int, help="backend threads (default: the runtime's own)")
+    parser.add_argument("--score-thr", type=score_argument, default=score_default,
+                        help=f"{score_help} (default {score_default})")
+    parser.add_argument("--nms", type=iou_argument, default=0.4, help="NMS IoU threshold (default 0.4)")
+    parser.add_argument("--resize", choices=("letterbox", "stretch"),
+                        help="override the model's resize mode (letterbox; stretch is how Ultra-Light's own "
+                             "numbers were made)")
+    parser.add_argument("--pre-nms-top-k", type=cap_argument, default=PRE_NMS_TOP_K,
+                        help=f"only the k best candidates go into NMS (default {PRE_NMS_TOP_K}; 0: all). Bounds the "
+                             "time any model can take, however many priors it scores high")
+    parser.add_argument("--max-det", type=cap_argument, default=MAX_DET,
+                        help=f"at most this many detections per image (default {MAX_DET}; 0: all)")
+
+
+def detector_options(args: argparse.Namespace) -> dict:
+    """The Detector keyword arguments add_detector_arguments parsed (the score threshold is each command's own)."""
+    return {"nms_threshold": args.nms, "resize": args.resize, "pre_nms_top_k": args.pre_nms_top_k,
+            "max_det": args.max_det}

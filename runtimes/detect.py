@@ -1,4 +1,4 @@
-"""python -m runtimes.detect IMAGE --model ARTIFACT: detect faces in one image, print them, save an annotated copy."""
+"""python -m runtimes.detect IMAGE [--model ARTIFACT]: detect faces in one image, print them, save an annotated copy."""
 from __future__ import annotations
 
 import argparse
@@ -8,7 +8,8 @@ from pathlib import Path
 
 import cv2
 
-from runtimes.cli import run_cli
+from models.default import DEFAULT_MODEL
+from runtimes.cli import add_detector_arguments, add_model_argument, detector_options, run_cli
 from runtimes.detector import Detector
 from runtimes.draw import draw_detections
 from runtimes.files import atomic_write_bytes
@@ -16,15 +17,12 @@ from runtimes.files import atomic_write_bytes
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m runtimes.detect", description=(
-        "Detect faces in an image with any converted artifact (.onnx, .tflite; its model.json beside it), "
-        "print the detections as JSON lines and write an annotated image."))
+        "Detect faces in an image with the kit's shipped model or any converted artifact (ONNX, TFLite, NCNN, "
+        "MNN; its model.json beside it), print the detections as JSON lines and write an annotated image."))
     p.add_argument("image", type=Path, help="the image to run on")
-    p.add_argument("--model", required=True, type=Path, help="artifact file or folder (e.g. artifacts/x/tflite-int8)")
+    add_model_argument(p)
     p.add_argument("--out", type=Path, help="annotated image path (default <image>_faces.jpg beside the image)")
-    p.add_argument("--score-thr", type=float, default=0.5, help="minimum face score (default 0.5)")
-    p.add_argument("--nms", type=float, default=0.4, help="NMS IoU threshold (default 0.4)")
-    p.add_argument("--resize", choices=("letterbox", "stretch"), help="override the spec's resize mode")
-    p.add_argument("--threads", type=int, help="inference threads (default: the runtime's)")
+    add_detector_arguments(p, 0.5, "minimum face score")
     return p
 
 
@@ -33,8 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     image = cv2.imread(str(args.image), cv2.IMREAD_COLOR)
     if image is None:
         raise ValueError(f"{args.image}: cannot be read as an image")
-    detector = Detector.from_artifact(args.model, threads=args.threads, score_threshold=args.score_thr,
-                                      nms_threshold=args.nms, resize=args.resize)
+    detector = Detector.from_artifact(args.model or DEFAULT_MODEL.artifact(), threads=args.threads,
+                                      score_threshold=args.score_thr, **detector_options(args))
     detections = detector(image)
     for i in range(len(detections)):
         record = {"box": [round(float(v), 1) for v in detections.boxes[i]],

@@ -1,4 +1,4 @@
-"""python -m runtimes.run SOURCE --model ARTIFACT: faces in a video, an image sequence or a camera, tracked.
+"""python -m runtimes.run SOURCE [--model ARTIFACT]: faces in a video, an image sequence or a camera, tracked.
 
 Thin over runtimes.video: opens the source and outputs (every bad path fails before any work), runs the
 pipelined loop with a progress bar or a window, and writes the summary. Ctrl-C stops cleanly: the frames in
@@ -16,7 +16,8 @@ from pathlib import Path
 import cv2
 from tqdm import tqdm
 
-from runtimes.cli import run_cli
+from models.default import DEFAULT_MODEL
+from runtimes.cli import add_detector_arguments, add_model_argument, detector_options, run_cli, score_argument
 from runtimes.detector import Detector
 from runtimes.files import atomic_write_text
 from runtimes.sinks import VIDEO_CODECS, JsonlSink, VideoSink, prepare_output
@@ -25,10 +26,6 @@ from runtimes.sources import open_source
 from runtimes.track import TrackerConfig
 from runtimes.video import VideoRun
 
-NO_DEFAULT_MODEL = (
-    "no default model ships yet: pass --model ARTIFACT, a folder that a converter wrote, e.g. "
-    "--model artifacts/scrfd_500m_kps_480x640/tflite-int8 after `python -m converters.tflite --int --hw 480,640 "
-    "--onnx ../shared/weights/scrfd/scrfd_500m_kps.onnx --family scrfd`")
 WINDOW = "facekit (q or Esc to stop)"
 
 
@@ -40,9 +37,8 @@ def parser() -> argparse.ArgumentParser:
         "and writing behind it, on threads. Ctrl-C stops and keeps what was processed."))
     p.add_argument("source", help="video file, image file, folder of images, glob in quotes ('frames/*.jpg'), or a "
                                   "camera index such as 0")
-    p.add_argument("--model", type=Path, help="artifact folder or file with its model.json (e.g. "
-                                              "artifacts/scrfd_500m_kps_480x640/tflite-int8)")
-    p.add_argument("--threads", type=int, help="backend threads (default: the runtime's own)")
+    add_model_argument(p)
+    add_detector_arguments(p, tracker.high_score, "score that starts a track and is matched first")
     p.add_argument("--out", type=Path, help=f"annotated video to write ({', '.join(VIDEO_CODECS)}); boxes, "
                                             "landmarks, track ids and an FPS line are drawn")
     p.add_argument("--json", type=Path, help="JSON Lines file, one record per frame (schema in the README)")
@@ -50,12 +46,9 @@ def parser() -> argparse.ArgumentParser:
                                                 "the first output; none without outputs)")
     p.add_argument("--every", type=int, default=1, help="detect on every K-th frame and let the tracker predict "
                                                         "the others (default 1: every frame); for slow devices")
-    p.add_argument("--score-thr", type=float, default=tracker.high_score,
-                   help=f"score that starts a track and is matched first (default {tracker.high_score})")
-    p.add_argument("--low-score-thr", type=float, default=tracker.low_score,
+    p.add_argument("--low-score-thr", type=score_argument, default=tracker.low_score,
                    help=f"weaker detections down to this score only keep existing tracks alive, e.g. half-hidden "
                         f"faces (default {tracker.low_score})")
-    p.add_argument("--nms", type=float, default=0.4, help="NMS IoU threshold (default 0.4)")
     p.add_argument("--min-hits", type=int, default=tracker.min_hits,
                    help=f"detections before a track gets an id and is shown (default {tracker.min_hits})")
     p.add_argument("--max-misses", type=int, default=tracker.max_misses,
@@ -72,7 +65,6 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--reference-runs", type=int, default=10,
                    help="backend-alone runs (x3 blocks) timed on the first frame, the reference the summary's "
                         "efficiency is judged against (default 10; 0 skips it, e.g. under emulation)")
-    p.add_argument("--resize", choices=("letterbox", "stretch"), help="override the model's resize mode")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--fps", type=float, default=25.0, help="frame rate of image sequences, and of videos or "
                                                            "cameras that report none (default 25)")
@@ -99,13 +91,11 @@ def summary_path(args) -> Path | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.model is None:
-        raise ValueError(NO_DEFAULT_MODEL)
     if args.reference_runs < 0:
         raise ValueError("--reference-runs must be 0 or more")
-    for name in ("threads", "max_frames"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be 1 or more")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise ValueError("--max-frames must be 1 or more")
+    model = args.model or DEFAULT_MODEL.artifact()
     tracker = TrackerConfig(high_score=args.score_thr, low_score=args.low_score_thr, min_hits=args.min_hits,
                             max_misses=args.max_misses)
     smoother = SmootherConfig(min_cutoff=args.smooth_min_cutoff, beta=args.smooth_beta)
@@ -113,8 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     for path in (args.json, summary_file):
         if path is not None:
             prepare_output(path)
-    detector = Detector.from_artifact(args.model, threads=args.threads, score_threshold=tracker.low_score,
-                                      nms_threshold=args.nms, resize=args.resize)
+    detector = Detector.from_artifact(model, threads=args.threads, score_threshold=tracker.low_score,
+                                      **detector_options(args))
     if args.show:
         check_window_support()
     # Ctrl-C ends the run and keeps what was processed, even when started with SIGINT ignored (`cmd &` in a
@@ -148,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         if run.frames_done == 0:
             raise ValueError(f"{source.name}: no frame could be read ({source.corrupt} unreadable); nothing "
                              "was written")
-    summary = {"source": source.name, "model": str(args.model), "threads": args.threads,
+    summary = {"source": source.name, "model": str(model), "threads": args.threads,
                **run.summary(), "corrupt_frames": source.corrupt, "interrupted": interrupted,
                "stopped_by_user": stopped,
                "outputs": {k: str(v) for k, v in (("video", args.out), ("json", args.json)) if v}}

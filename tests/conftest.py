@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from calibration_data.calibration import SAMPLES
+from models.default import DEFAULT_MODEL
 from runtimes.files import shared_dir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -18,6 +20,9 @@ ULTRAFACE = SHARED / "weights" / "ultraface"
 WIDER = SHARED / "data" / "widerface"
 VAL_IMAGES = WIDER / "WIDER_val" / "images"
 TRAIN_IMAGES = WIDER / "WIDER_train" / "images"
+
+SAMPLE_CALIBRATION = SAMPLES / "calibration"  # 40 downscaled WIDER train images committed with the kit
+SAMPLE_VERIFICATION = SAMPLES / "verification"  # 16 more, held out from calibration
 
 requires_shared = pytest.mark.skipif(not SCRFD_ONNX.is_file(), reason=f"shared data not found at {SHARED}")
 
@@ -67,11 +72,15 @@ def scrfd_tflite(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def ultraface_tflite(tmp_path_factory):
-    """Ultra-Light RFB with the published 640 weights, PyTorch → ONNX → TFLite at 480×640, offline."""
-    weights = ULTRAFACE / "version-RFB-640.pth"
-    if not weights.is_file():
-        pytest.skip(f"shared data not found at {SHARED}")
-    return convert_tflite(tmp_path_factory.mktemp("ultraface"), "--model", "ultraface_rfb", "--weights", str(weights))
+    """The kit's default model (Ultra-Light slim, committed weights), PyTorch → ONNX → TFLite at 480×640, offline:
+    calibrated and verified on ../shared's WIDER images where they exist, else on the committed samples."""
+    return convert_tflite(tmp_path_factory.mktemp("ultraface"))
+
+
+@pytest.fixture(scope="session")
+def default_hub() -> Path:
+    """The default model's shipped hub ONNX (models/shipped/): a real artifact that needs no conversion."""
+    return DEFAULT_MODEL.artifact("onnx")
 
 
 def wider_val_faces(image_path: Path) -> list[list[float]]:
@@ -102,19 +111,31 @@ def installed_distributions() -> set[str]:
     return {f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions()}
 
 
-@pytest.fixture(scope="session")
-def all_backends(tmp_path_factory):
-    """converters.all on SCRFD-500M-KPS at 480x640 with INT8, in a network namespace (no network for any child).
-
-    At 320x320 the INT8 artifacts matched only 0.93-0.944 of the ONNX detections (small faces, scores near the
-    0.5 cut), so this runs at the size users deploy; 50 calibration images keep mnnquant near 90 s."""
-    if not SCRFD_ONNX.is_file():
-        pytest.skip("shared data not found")
+def convert_all(out: Path, *source: str) -> tuple[Path, subprocess.CompletedProcess, set[str]]:
+    """converters.all with INT8 at 480x640 in a network namespace (no network for any child): the output folder,
+    the finished process and the distributions it installed or removed (none, or something phoned home)."""
     if subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode != 0:
         pytest.skip("needs `unshare -n` (root) to prove the conversion runs without network")
-    out = tmp_path_factory.mktemp("all")
     before = installed_distributions()
     result = subprocess.run(["unshare", "-n", sys.executable, "-m", "converters.all", "--int", "--hw", "480,640",
-                             "--onnx", str(SCRFD_ONNX), "--family", "scrfd", "--calib-count", "50", "--out", str(out)],
+                             *source, "--calib-count", "50", "--out", str(out)],
                             cwd=REPO, capture_output=True, text=True, timeout=1200)
     return out, result, before ^ installed_distributions()
+
+
+@pytest.fixture(scope="session")
+def all_backends(tmp_path_factory):
+    """converters.all on SCRFD-500M-KPS: the published model users convert most, with landmarks.
+
+    At 320x320 the INT8 artifacts matched only 0.93-0.944 of the ONNX detections (small faces, scores near the
+    0.5 cut), so this runs at the size users deploy; 50 calibration images keep it short."""
+    if not SCRFD_ONNX.is_file():
+        pytest.skip("shared data not found")
+    return convert_all(tmp_path_factory.mktemp("all"), "--onnx", str(SCRFD_ONNX), "--family", "scrfd")
+
+
+@pytest.fixture(scope="session")
+def default_backends(tmp_path_factory):
+    """converters.all on the kit's default model, calibrated and verified on ../shared's images where they exist,
+    else on the committed samples."""
+    return convert_all(tmp_path_factory.mktemp("all_default"))

@@ -1,4 +1,4 @@
-"""A synthetic clip with known face paths: a WIDER val photo seen through a 640×480 camera that holds still, pans
+"""A synthetic clip with known face paths: a photo seen through a 640×480 camera that holds still, pans
 and zooms, with fresh sensor noise on every frame, encoded as a real mp4 (so the file source decodes it)."""
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ class Clip:
     transforms: list[np.ndarray]  # per frame, the 2×3 matrix from photo pixels to frame pixels
 
 
-def camera(t: int) -> tuple[float, float, float]:
-    """(scale, photo x, photo y) that the frame centre looks at, for frame t."""
-    scale, x, y = 0.75, 620.0, 190.0
+def camera(t: int, centre: tuple[float, float]) -> tuple[float, float, float]:
+    """(scale, photo x, photo y) that the frame centre looks at, for frame t, starting at `centre`."""
+    scale, (x, y) = 0.75, centre
     if t >= PAN.start:
         x -= PAN_SPEED / scale * (min(t, PAN.stop) - PAN.start)
     if t >= ZOOM.start:
@@ -33,17 +33,18 @@ def camera(t: int) -> tuple[float, float, float]:
     return scale, x, y
 
 
-def transform(t: int) -> np.ndarray:
-    scale, x, y = camera(t)
+def transform(t: int, centre: tuple[float, float]) -> np.ndarray:
+    scale, x, y = camera(t, centre)
     return np.array([[scale, 0, SIZE[0] / 2 - scale * x], [0, scale, SIZE[1] / 2 - scale * y]])
 
 
-def make_clip(photo: np.ndarray, path: Path, noise: float = 3.0, seed: int = 0) -> Clip:
+def make_clip(photo: np.ndarray, path: Path, centre: tuple[float, float], noise: float = 3.0, seed: int = 0) -> Clip:
+    """The clip of `photo` whose camera starts looking at `centre` (photo pixels), written to `path`."""
     rng = np.random.default_rng(seed)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, SIZE)
     transforms = []
     for t in range(ZOOM.stop):
-        matrix = transform(t)
+        matrix = transform(t, centre)
         frame = cv2.warpAffine(photo, matrix, SIZE, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         frame = np.clip(frame + rng.normal(0, noise, frame.shape), 0, 255).astype(np.uint8)
         writer.write(frame)

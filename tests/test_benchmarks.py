@@ -12,7 +12,7 @@ from benchmarks.__main__ import main as bench_main
 from benchmarks.device import cpuinfo_fields, simd_features
 from benchmarks.flops import count
 from benchmarks.report import pareto
-from tests.conftest import ULTRAFACE, requires_shared
+from tests.conftest import SAMPLE_VERIFICATION, ULTRAFACE, requires_shared
 
 PI4_CPUINFO = """processor\t: 0
 BogoMIPS\t: 108.00
@@ -99,18 +99,25 @@ def test_pareto_front_keeps_only_unbeaten_points():
 
 
 @pytest.fixture(scope="module")
-def bench_run(scrfd_hub, tmp_path_factory):
-    """One real benchmark of the hub ONNX at 1 and 2 threads (99 is skipped), with an evaluation report for AP."""
+def bench_run(default_hub, tmp_path_factory):
+    """One real benchmark of the shipped hub ONNX at 1 and 2 threads (99 is skipped), with an evaluation report for
+    AP, on a 640x480 and a 1024x683 image made from a committed sample."""
+    import cv2
+
     out = tmp_path_factory.mktemp("bench")
     report = out / "eval_report.json"
-    report.write_text(json.dumps({"models": [{"label": "onnx", "source": str(scrfd_hub),
+    report.write_text(json.dumps({"models": [{"label": "onnx", "source": str(default_hub),
                                               "ap": {"easy": 0.92, "medium": 0.90, "hard": 0.71}}]}))
-    assert bench_main(["--model", str(scrfd_hub), "--threads", "1,2,99", "--runs", "5", "--warmup", "1",
-                       "--eval", str(report), "--out", str(out)]) == 0
+    photo = cv2.imread(str(SAMPLE_VERIFICATION / "4_Dancing_Dancing_4_95.jpg"))
+    images = []
+    for w, h in ((640, 480), (1024, 683)):
+        images += ["--image", str(out / f"photo_{w}x{h}.jpg")]
+        cv2.imwrite(images[-1], cv2.resize(photo, (w, h)))
+    assert bench_main(["--model", str(default_hub), "--threads", "1,2,99", "--runs", "5", "--warmup", "1",
+                       "--eval", str(report), *images, "--out", str(out)]) == 0
     return out
 
 
-@requires_shared
 def test_benchmark_writes_rows_report_csv_and_plots(bench_run):
     results = json.loads((bench_run / "results.json").read_text())
     rows = results[0]["rows"]
@@ -120,18 +127,17 @@ def test_benchmark_writes_rows_report_csv_and_plots(bench_run):
         assert len(row["cores"]) == row["threads"]  # really pinned
         assert row["forward"]["median_ms"] > 0 and row["rss_peak_mib"] >= row["rss_loaded_mib"] > 0
         assert [e["size"] for e in row["end_to_end"]] == [[640, 480], [1024, 683]]
-        assert row["macs"] == pytest.approx(0.55e9, rel=0.01)
+        assert row["macs"] == pytest.approx(0.323e9, rel=0.01)  # Ultra-Light slim at 480x640
     header = (bench_run / "results.csv").read_text().splitlines()[0]
     assert header.startswith("device,artifact,runtime,precision,size_mb,input,macs,flops")
     report = (bench_run / "report.md").read_text()
-    assert "| 550 | 1112 |" in report and results[0]["device"]["label"] in report and "FLOPs convention" in report
+    assert "| 323 | 658 |" in report and results[0]["device"]["label"] in report and "FLOPs convention" in report
     plots = [*bench_run.glob("latency_vs_threads_*.png"), bench_run / "ap_vs_latency.png"]
     assert len(plots) == 2
     for plot in plots:
         assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@requires_shared
 def test_merge_puts_several_devices_in_one_report(bench_run, tmp_path):
     results = json.loads((bench_run / "results.json").read_text())
     other = json.loads(json.dumps(results))
@@ -155,10 +161,9 @@ def test_bad_inputs_are_clear_errors(tmp_path):
         bench_main(["--artifacts", str(tmp_path)])
 
 
-@requires_shared
-def test_an_artifact_without_model_json_says_how_to_describe_it(tmp_path):
+def test_an_artifact_without_model_json_says_how_to_describe_it(tmp_path, default_hub):
     (tmp_path / "a").mkdir()
-    shutil.copy(ULTRAFACE / "version-slim-320_without_postprocessing.onnx", tmp_path / "a" / "model.onnx")
+    shutil.copy(default_hub / "model.onnx", tmp_path / "a" / "model.onnx")
     with pytest.raises(FileNotFoundError, match="converters.describe"):
         bench_main(["--model", str(tmp_path / "a")])
 

@@ -6,19 +6,19 @@ import pytest
 from calibration_data import build_calibration_set, list_images
 from calibration_data.calibration import sample_representative
 from models.spec import scrfd_spec
-from tests.conftest import TRAIN_IMAGES, requires_shared
+from tests.conftest import SAMPLE_CALIBRATION
 
 SPEC = scrfd_spec("s", 96, 128, landmarks=False)
 
 
 @pytest.fixture
 def image_folder(tmp_path):
-    """Ten real WIDER train images from two events."""
+    """Ten real WIDER train images (the committed samples) from two events, one sub-folder each."""
     folder = tmp_path / "images"
-    for event in sorted(p for p in TRAIN_IMAGES.iterdir() if p.is_dir())[:2]:
-        (folder / event.name).mkdir(parents=True)
-        for image in sorted(event.glob("*.jpg"))[:5]:
-            shutil.copy(image, folder / event.name / image.name)
+    for event in ("0_Parade", "1_Handshaking"):
+        (folder / event).mkdir(parents=True)
+        for image in sorted(SAMPLE_CALIBRATION.glob(f"{event}_*.jpg"))[:5]:
+            shutil.copy(image, folder / event / image.name)
     return folder
 
 
@@ -27,7 +27,6 @@ def test_empty_folder_is_a_clear_error(tmp_path):
         build_calibration_set(tmp_path, SPEC, 10, cache_dir=tmp_path / "cache")
 
 
-@requires_shared
 def test_a_folder_with_one_image_is_too_small_to_calibrate(image_folder, tmp_path):
     single = tmp_path / "one"
     single.mkdir()
@@ -49,7 +48,6 @@ def test_missing_folder_is_a_clear_error(tmp_path):
         build_calibration_set(tmp_path / "nope", SPEC, 10)
 
 
-@requires_shared
 def test_unreadable_image_is_named_and_nothing_is_cached(image_folder, tmp_path):
     bad = image_folder / "broken.jpg"
     bad.write_bytes(b"\xff\xd8 this is not a jpeg")
@@ -59,7 +57,6 @@ def test_unreadable_image_is_named_and_nothing_is_cached(image_folder, tmp_path)
     assert not cache.exists() or not any(cache.iterdir())
 
 
-@requires_shared
 def test_calibration_set_is_deterministic_preprocessed_and_cached(image_folder, tmp_path):
     cache = tmp_path / "cache"
     first = build_calibration_set(image_folder, SPEC, 8, cache_dir=cache)

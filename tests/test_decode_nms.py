@@ -130,3 +130,19 @@ def test_boxes_with_negative_size_are_not_detections():
     outputs[1][10] = [1, 1, -2, 1]  # right edge left of the left edge
     found = Detector(FixedBackend(spec)).postprocess(outputs, Resized(np.zeros((64, 64, 3), np.uint8), 1.0, 1.0))
     assert found.scores.tolist() == pytest.approx([0.9])
+
+
+def test_by_default_a_model_scoring_every_prior_high_gets_bounded_candidates():
+    from runtimes.detector import MAX_DET, PRE_NMS_TOP_K
+
+    spec = ultraface_spec("u", 640, 640)  # 23,500 priors
+    n = spec.output_shapes()[0][0]
+    scores = np.random.default_rng(0).uniform(0.2, 1.0, n).astype(np.float32)
+    locations = np.zeros((n, 4), np.float32)
+    locations[:, 2:] = -30  # every prior a tiny box of its own, so NMS keeps nearly all of them
+    outputs = [np.stack([1 - scores, scores], axis=1), locations]
+    detector = Detector(FixedBackend(spec), score_threshold=0.02)
+    assert (detector.pre_nms_top_k, detector.max_det) == (PRE_NMS_TOP_K, MAX_DET) and PRE_NMS_TOP_K < n
+    found = detector.postprocess(outputs, Resized(np.zeros((640, 640, 3), np.uint8), 1.0, 1.0))
+    assert len(found) == MAX_DET  # NMS kept more of the candidates than the cap lets out
+    assert found.scores.min() >= np.sort(scores)[-PRE_NMS_TOP_K]  # only the best k ever reached NMS

@@ -1,37 +1,48 @@
-"""python -m eval end to end on a small real subset: reports, resume, shards, --pred, and every bad input."""
+"""python -m eval end to end on a small real subset: reports, resume, shards, --pred, and every bad input.
+
+The subset is four committed sample images in the official WIDER layout, their ground truth the shipped default
+model's confident detections written as the official .mat files (tests/wider_fixture.py): the protocol itself is
+checked against hand-made cases in test_eval_protocol.py, the official files' reading here where ../shared has them.
+"""
 import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from eval.__main__ import main as eval_main
 from eval.groundtruth import load_ground_truth
 from eval.predictions import read_prediction
-from tests.conftest import SCRFD_ONNX, VAL_IMAGES, WIDER, requires_shared
+from runtimes.detector import Detector
+from tests.conftest import SAMPLE_VERIFICATION, VAL_IMAGES, WIDER, requires_shared
+from tests.wider_fixture import event_of, write_wider_val
 
-pytestmark = requires_shared
 REPO = Path(__file__).resolve().parents[1]
-SUBSET = ["0--Parade/0_Parade_Parade_0_611", "0--Parade/0_Parade_marchingband_1_465",
-          "12--Group/12_Group_Group_12_Group_Group_12_10", "12--Group/12_Group_Group_12_Group_Group_12_29"]
+NAMES = ["3_Riot_Riot_3_240", "3_Riot_Riot_3_178", "4_Dancing_Dancing_4_91", "4_Dancing_Dancing_4_905"]
+SUBSET = [f"{event_of(n)}/{n}" for n in NAMES]
+LISTED_ONLY = ("5--Car_Accident/5_Car_Accident_Car_Crash_5_36",)  # in the ground truth, not on disk
 
 
 @pytest.fixture
-def hub(scrfd_hub):
-    return scrfd_hub
+def hub(default_hub):
+    return default_hub
 
 
 @pytest.fixture
-def data(tmp_path):
-    """A WIDER root with the official ground truth and only a few val images."""
+def data(tmp_path, default_hub):
+    """A WIDER val root with four images; ground truth: the default ONNX's detections scoring 0.5 or more."""
+    detector = Detector.from_artifact(default_hub, score_threshold=0.5)
+    faces = {}
+    for name, key in zip(NAMES, SUBSET):
+        found = detector(cv2.imread(str(SAMPLE_VERIFICATION / f"{name}.jpg")))
+        faces[key] = np.concatenate([found.boxes[:, :2], found.boxes[:, 2:] - found.boxes[:, :2]], axis=1)
     root = tmp_path / "widerface"
-    shutil.copytree(WIDER / "ground_truth", root / "ground_truth")
-    for key in SUBSET:
-        if (VAL_IMAGES / f"{key}.jpg").is_file():
-            (root / "WIDER_val" / "images" / key).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(VAL_IMAGES / f"{key}.jpg", root / "WIDER_val" / "images" / f"{key}.jpg")
+    write_wider_val(root, {k: SAMPLE_VERIFICATION / f"{n}.jpg" for n, k in zip(NAMES, SUBSET)}, faces,
+                    {"easy": 30, "medium": 15, "hard": 0}, LISTED_ONLY)
     return root
 
 
@@ -43,8 +54,21 @@ def test_subset_restricts_ground_truth_to_present_images(data):
     truth = load_ground_truth(data)
     present = sorted(p.relative_to(data / "WIDER_val" / "images").with_suffix("").as_posix()
                      for p in (data / "WIDER_val" / "images").glob("*/*.jpg"))
-    assert sorted(t.key for t in truth.images) == present
-    assert truth.listed_images == 3226
+    assert sorted(t.key for t in truth.images) == present == sorted(SUBSET)
+    assert truth.listed_images == len(SUBSET) + len(LISTED_ONLY)
+    counts = truth.face_counts()
+    assert 0 < counts["easy"] < counts["medium"] < counts["hard"] == sum(len(t.boxes) for t in truth.images)
+
+
+@requires_shared
+def test_the_official_ground_truth_is_read_for_the_images_present(tmp_path):
+    root = tmp_path / "widerface"
+    shutil.copytree(WIDER / "ground_truth", root / "ground_truth")
+    key = "0--Parade/0_Parade_Parade_0_611"
+    (root / "WIDER_val" / "images" / key).parent.mkdir(parents=True)
+    shutil.copy(VAL_IMAGES / f"{key}.jpg", root / "WIDER_val" / "images" / f"{key}.jpg")
+    truth = load_ground_truth(root)
+    assert [t.key for t in truth.images] == [key] and truth.listed_images == 3226
     assert truth.face_counts()["hard"] < truth.listed_faces["hard"]
 
 
@@ -58,7 +82,7 @@ def test_eval_writes_reports_predictions_and_resumes(hub, data, tmp_path):
     assert model["protocol"]["score_threshold"] == 0.02 and model["protocol"]["resize"] == "letterbox"
     predictions = next(out.glob("*/predictions"))
     assert len(list(predictions.glob("*/*.txt"))) == len(SUBSET)
-    assert len(read_prediction(predictions / f"{SUBSET[0]}.txt")) > 10
+    assert len(read_prediction(predictions / f"{SUBSET[0]}.txt")) > 5
     assert "Subset" in (out / "report.md").read_text() and (out / "pr_curves.png").stat().st_size > 10_000
     assert eval_main(["--model", str(hub), "--data", str(data), "--out", str(out)]) == 0
     assert json.loads((predictions.parent / "run.json").read_text())["reused"] == len(SUBSET)
@@ -100,10 +124,10 @@ def test_missing_data_or_ground_truth_is_a_clear_error(hub, data, tmp_path):
     assert result.returncode == 2 and "wider_hard_val.mat" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_an_artifact_without_model_json_says_how_to_make_one(data, tmp_path):
+def test_an_artifact_without_model_json_says_how_to_make_one(hub, data, tmp_path):
     bare = tmp_path / "bare"
     bare.mkdir()
-    shutil.copy(SCRFD_ONNX, bare / "model.onnx")
+    shutil.copy(hub / "model.onnx", bare / "model.onnx")
     result = run_eval("--model", str(bare / "model.onnx"), "--data", str(data), "--out", str(tmp_path / "out"))
     assert result.returncode == 2
     assert "no model.json" in result.stderr and "python -m converters.onnx" in result.stderr

@@ -11,7 +11,6 @@ from torch import nn
 
 from converters.equalize import channel_ranges, equalizable_pairs, equalize
 from converters.keep_float import conv_weights, next_auto_layers, parse_keep_float
-from tests.conftest import ULTRAFACE, requires_shared
 
 
 def unequal_net(path) -> np.ndarray:
@@ -84,16 +83,13 @@ def test_keep_float_names_parse_and_auto_grows_from_the_input():
 
 
 @pytest.fixture(scope="module")
-def rfb_hub(tmp_path_factory):
-    """Ultra-Light RFB (published 640 weights) as a hub ONNX at 320x320, and its convolutions in graph order."""
+def slim_hub(tmp_path_factory):
+    """The kit's default model (Ultra-Light slim, committed weights) as a hub ONNX at 320x320, and its convolutions
+    in graph order."""
     from converters.onnx import main as onnx_main
 
-    weights = ULTRAFACE / "version-RFB-640.pth"
-    if not weights.is_file():
-        pytest.skip("shared data not found")
-    out = tmp_path_factory.mktemp("rfb")
-    assert onnx_main(["--model", "ultraface_rfb", "--weights", str(weights), "--hw", "320,320",
-                      "--out", str(out)]) == 0
+    out = tmp_path_factory.mktemp("slim")
+    assert onnx_main(["--hw", "320,320", "--out", str(out)]) == 0
     hub = out / "onnx" / "model.onnx"
     return hub, list(conv_weights(onnx.load(str(hub))))
 
@@ -107,13 +103,12 @@ def kept_in(folder) -> list[str]:
     return json.loads((folder / "model.json").read_text())["provenance"]["quantization"]["float_layers"]
 
 
-@requires_shared
-def test_keep_float_leaves_the_named_convolutions_float_in_ncnn_and_onnxruntime(rfb_hub, tmp_path):
+def test_keep_float_leaves_the_named_convolutions_float_in_ncnn_and_onnxruntime(slim_hub, tmp_path):
     from converters.ncnn import main as ncnn_main
     from converters.ort import main as ort_main
     from runtimes.ncnn import read_param
 
-    hub, convs = rfb_hub
+    hub, convs = slim_hub
     kept = [convs[0], convs[5]]
     convert(ncnn_main, hub, tmp_path, "--keep-float", ",".join(kept))
     layers = [la for la in read_param(tmp_path / "ncnn-int8" / "model.param")
@@ -131,13 +126,12 @@ def test_keep_float_leaves_the_named_convolutions_float_in_ncnn_and_onnxruntime(
     assert kept_in(tmp_path / "ort-int8") == kept
 
 
-@requires_shared
-def test_keep_float_leaves_the_named_convolutions_float_in_tflite(rfb_hub, tmp_path):
+def test_keep_float_leaves_the_named_convolutions_float_in_tflite(slim_hub, tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 
     from converters.tflite import main as tflite_main
 
-    hub, convs = rfb_hub
+    hub, convs = slim_hub
     kept = [convs[1], convs[2]]
     convert(tflite_main, hub, tmp_path, "--keep-float", ",".join(kept), "--no-equalize")
     interpreter = Interpreter(str(tmp_path / "tflite-int8" / "model.tflite"))
@@ -148,26 +142,24 @@ def test_keep_float_leaves_the_named_convolutions_float_in_tflite(rfb_hub, tmp_p
     assert kept_in(tmp_path / "tflite-int8") == kept
 
 
-@requires_shared
-def test_keep_float_auto_grows_until_it_gives_up_and_unknown_names_or_mnn_are_clear_errors(rfb_hub, tmp_path):
+def test_keep_float_auto_grows_until_it_gives_up_and_unknown_names_or_mnn_are_clear_errors(slim_hub, tmp_path):
     from converters.mnn import main as mnn_main
     from converters.ncnn import main as ncnn_main
 
-    hub, convs = rfb_hub
+    hub, convs = slim_hub
     # an agreement no INT8 file reaches: auto keeps 1, 2, 4, 8, then 16 layers float, and still rejects it
     assert convert(ncnn_main, hub, tmp_path, "--keep-float", "auto", "--min-agreement", "1.01") == 1
     assert kept_in(tmp_path / "ncnn-int8") == convs[:16]
     with pytest.raises(ValueError, match="not Conv nodes of the hub ONNX"):
         convert(ncnn_main, hub, tmp_path / "x", "--keep-float", "Conv_999")
     with pytest.raises(ValueError, match="int8w"):
-        convert(mnn_main, hub, tmp_path / "m", "--keep-float", convs[0])
-    convert(mnn_main, hub, tmp_path / "stem", "--keep-float", "stem")  # a policy: MNN warns and keeps none
+        convert(mnn_main, hub, tmp_path / "m", "--keep-float", convs[0], "--mnn-full-int8")
+    convert(mnn_main, hub, tmp_path / "stem", "--keep-float", "stem", "--mnn-full-int8")  # MNN warns, keeps none
     assert kept_in(tmp_path / "stem" / "mnn-int8") == []
 
 
-@requires_shared
-def test_the_stem_is_the_convolutions_at_full_and_half_resolution(rfb_hub):
+def test_the_stem_is_the_convolutions_at_full_and_half_resolution(slim_hub):
     from converters.keep_float import stem_convs
 
-    hub, convs = rfb_hub
+    hub, convs = slim_hub
     assert stem_convs(onnx.load(str(hub))) == tuple(convs[:4])  # 3x3 s2 at 320, then dw, pw, dw s2 at 160

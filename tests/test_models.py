@@ -39,7 +39,7 @@ def test_every_registered_model_matches_its_spec_outputs(name):
 
 
 def test_unknown_model_lists_the_registered_ones():
-    with pytest.raises(KeyError, match="ultraface_rfb"):
+    with pytest.raises(ValueError, match="ultraface_rfb"):
         models.build("yolo")
 
 

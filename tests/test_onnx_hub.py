@@ -8,8 +8,9 @@ import onnx
 import pytest
 
 from converters.onnx import main as onnx_main
+from models.default import DEFAULT_MODEL
 from runtimes.files import sha256_file
-from tests.conftest import SCRFD_ONNX, ULTRAFACE, requires_shared
+from tests.conftest import SCRFD_ONNX, requires_shared
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,37 +36,38 @@ def test_official_scrfd_onnx_is_fixed_to_canonical_hub_model(tmp_path):
     assert spec["provenance"]["source_sha256"] == before == sha256_file(SCRFD_ONNX)
 
 
-@requires_shared
 def test_pytorch_ultraface_exports_and_matches_torch(tmp_path):
-    weights = ULTRAFACE / "version-slim-320.pth"
-    assert onnx_main(["--model", "ultraface_slim", "--weights", str(weights), "--hw", "256,320",
+    assert onnx_main(["--model", "ultraface_slim", "--weights", str(DEFAULT_MODEL.weights), "--hw", "256,320",
                       "--opset", "11", "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "onnx" / "report.json").read_text())
     assert max(report["source_comparison"]["max_abs_diff"].values()) < 1e-4
     assert [o.name for o in onnx.load(str(tmp_path / "onnx" / "model.onnx")).graph.output] == ["scores", "boxes"]
 
 
-@requires_shared
-def test_wrong_family_is_an_error_not_a_guess(tmp_path):
-    with pytest.raises(ValueError, match="do not match ultraface"):
-        onnx_main(["--onnx", str(SCRFD_ONNX), "--family", "ultraface", "--out", str(tmp_path / "out")])
+def test_wrong_family_is_an_error_not_a_guess(tmp_path, default_hub):
+    with pytest.raises(ValueError, match="are not SCRFD stride-8/16/32 outputs"):
+        onnx_main(["--onnx", str(default_hub / "model.onnx"), "--family", "scrfd", "--out", str(tmp_path / "out")])
     assert not (tmp_path / "out").exists()
 
 
-@requires_shared
 def test_weights_of_another_model_are_rejected(tmp_path):
     with pytest.raises(ValueError, match="do not fit ultraface_rfb"):
-        onnx_main(["--model", "ultraface_rfb", "--weights", str(ULTRAFACE / "version-slim-320.pth"),
-                   "--out", str(tmp_path)])
+        onnx_main(["--model", "ultraface_rfb", "--weights", str(DEFAULT_MODEL.weights), "--out", str(tmp_path)])
 
 
-@requires_shared
+def test_a_misspelt_model_name_lists_the_registered_ones(tmp_path):
+    result = run_module("converters.tflite", "--model", "ultrafac_slim", "--weights", str(DEFAULT_MODEL.weights),
+                        "--out", str(tmp_path / "out"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "unknown model 'ultrafac_slim'; registered: scrfd_500m, scrfd_500m_kps, ultraface_slim" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("hw,message", [("481,640", "H=481 must be divisible by 32 (try 480 or 512)"),
                                         ("480,650", "W=650 must be divisible by 32 (try 640 or 672)")])
 def test_size_not_divisible_by_32_fails_and_writes_nothing(tmp_path, hw, message):
     out = tmp_path / "out"
-    result = run_module("converters.tflite", "--int", "--hw", hw, "--onnx", str(SCRFD_ONNX), "--family", "scrfd",
-                        "--out", str(out))
+    result = run_module("converters.tflite", "--int", "--hw", hw, "--out", str(out))
     assert result.returncode != 0
     assert message in result.stderr
     assert not out.exists()
@@ -85,7 +87,7 @@ def test_no_source_and_no_default_weights_says_what_to_pass(tmp_path, monkeypatc
     import converters.common as common
     from models.default import DefaultModel
 
-    monkeypatch.setattr(common, "DEFAULT_MODEL", DefaultModel("x", "ultraface_slim", tmp_path / "gone.pth"))
+    monkeypatch.setattr(common, "DEFAULT_MODEL", DefaultModel("x", "ultraface_slim", tmp_path / "gone.pth", (480, 640)))
     args = argparse.Namespace(onnx=None, model=None, family=None, weights=None, name=None)
     with pytest.raises(common.UsageError, match=r"(?s)gone.pth are missing.*--onnx"):
         common.check_source(args)
@@ -103,7 +105,6 @@ def test_no_source_means_the_default_model(monkeypatch):
     assert DEFAULT_MODEL.weights.stat().st_size < 5e6  # committed in the repository
 
 
-@requires_shared
 def test_groupnorm_scrfd_hub_holds_no_constant_nodes(tmp_path):
     import torch
 

@@ -6,10 +6,7 @@ import json
 import cv2
 import numpy as np
 
-from tests.conftest import ULTRAFACE, requires_shared
 
-
-@requires_shared
 def test_int8_calibrated_on_black_images_is_rejected_and_leaves_no_final_folder(tmp_path):
     from converters.ncnn import main
 
@@ -18,8 +15,7 @@ def test_int8_calibrated_on_black_images_is_rejected_and_leaves_no_final_folder(
     for i in range(8):  # ranges from black frames clip every real activation
         cv2.imwrite(str(calib / f"{i}.png"), np.zeros((240, 320, 3), np.uint8))
     out = tmp_path / "out"
-    code = main(["--int", "--hw", "320,320", "--model", "ultraface_slim", "--weights",
-                 str(ULTRAFACE / "version-slim-640.pth"), "--calib", str(calib), "--out", str(out)])
+    code = main(["--int", "--hw", "320,320", "--calib", str(calib), "--out", str(out)])  # the default model
     assert code == 1
     assert not (out / "ncnn-int8").exists()
     verdict = json.loads((out / "ncnn-int8.rejected" / "verify.json").read_text())

@@ -12,7 +12,7 @@ from models.spec import ModelSpec
 from runtimes import Detector, load_backend
 from runtimes.nms import box_iou
 from runtimes.tflite import interpreter_class
-from tests.conftest import SCRFD_ONNX, VAL_IMAGES, requires_shared, wider_val_faces
+from tests.conftest import SAMPLE_VERIFICATION, SCRFD_ONNX, VAL_IMAGES, wider_val_faces
 
 PRECISIONS = ("fp32", "fp16", "int8")
 
@@ -47,7 +47,7 @@ def test_float_tflite_keeps_scores_within_tolerance(request, fixture):
 def test_int8_tflite_agrees_with_onnx_detections_both_ways(request, fixture):
     out, _ = request.getfixturevalue(fixture)
     agreement = verify_report(out, "int8")["agreement"]
-    assert agreement["reference_detections"] > 50  # the held-out images really contain faces
+    assert agreement["reference_detections"] > 20  # the held-out images really contain faces
     assert agreement["reference_matched"] >= INT8_MIN_AGREEMENT
     assert agreement["artifact_matched"] >= INT8_MIN_AGREEMENT
 
@@ -90,25 +90,22 @@ def test_tflite_backend_returns_canonical_outputs(ultraface_tflite):
     assert [o.shape for o in backend(blob)] == list(backend.spec.output_shapes())
 
 
-def test_detect_cli_draws_boxes_on_faces(scrfd_tflite, tmp_path):
-    out, _ = scrfd_tflite
-    image = VAL_IMAGES / "0--Parade" / "0_Parade_Parade_0_611.jpg"
+def test_detect_cli_runs_the_shipped_model_when_given_none(tmp_path):
+    image = SAMPLE_VERIFICATION / "4_Dancing_Dancing_4_905.jpg"  # four faces
     annotated = tmp_path / "faces.png"
-    result = subprocess.run([sys.executable, "-m", "runtimes.detect", str(image), "--model", str(out / "tflite-int8"),
-                             "--out", str(annotated)], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-m", "runtimes.detect", str(image), "--out", str(annotated)],
+                            capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]
-    assert len(records) >= 5 and all(len(r["landmarks"]) == 5 for r in records)
+    assert len(records) >= 3 and all(r["score"] >= 0.5 for r in records)
     drawn, original = read_image(annotated), read_image(image)
     assert drawn.shape == original.shape and (drawn != original).any()
 
 
-@requires_shared
 def test_int_io_tflite_takes_and_returns_int8(tmp_path):
-    from tests.conftest import ULTRAFACE, convert_tflite
+    from tests.conftest import convert_tflite
 
-    out, attempts = convert_tflite(tmp_path, "--int-io", "--model", "ultraface_slim",
-                                   "--weights", str(ULTRAFACE / "version-slim-640.pth"))
+    out, attempts = convert_tflite(tmp_path, "--int-io")
     assert attempts == []
     interpreter = interpreter_class()(model_path=str(out / "tflite-int8io" / "model.tflite"))
     assert interpreter.get_input_details()[0]["dtype"] == np.int8

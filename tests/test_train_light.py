@@ -122,7 +122,7 @@ def test_short_ultraface_training_run_lowers_the_loss_and_its_checkpoint_builds(
     out = tmp_path / "run"
     train(TrainConfig("ultraface_slim", data, epochs=10, out=out, hw=(160, 160), batch=4, workers=0, lr=0.05))
     history = losses(out)
-    assert np.mean(history[-3:]) < 0.85 * history[0], history
+    assert np.mean(history[-3:]) < 0.9 * history[0], history  # (the face prior init starts it lower than it was)
     assert (out / "training.png").stat().st_size > 1000
     scores, _ = build("ultraface_slim", out / "last.pth")(torch.zeros(1, 3, 160, 160))
     assert scores.shape[-1] == 2
@@ -134,11 +134,24 @@ def test_short_ultraface_training_run_lowers_the_loss_and_its_checkpoint_builds(
 
 
 @requires_shared
-def test_resumed_training_ends_in_the_state_of_an_uninterrupted_run(tmp_path):
+def test_resumed_training_ends_in_the_state_of_an_uninterrupted_run(tmp_path, monkeypatch):
+    import train_light.engine as engine
+
     data = tiny_wider(tmp_path / "data", 8)
     common = dict(hw=(128, 128), batch=4, workers=0)
     train(TrainConfig("scrfd_500m", data, epochs=2, out=tmp_path / "straight", **common))
-    train(TrainConfig("scrfd_500m", data, epochs=1, out=tmp_path / "split", **common))
+    saved = engine.save_checkpoint
+
+    def save_then_die(path, state):  # the run is killed as soon as its first epoch is on disk
+        saved(path, state)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig("scrfd_500m", data, epochs=2, out=tmp_path / "split", **common))
+    monkeypatch.setattr(engine, "save_checkpoint", saved)
+    with pytest.raises(ValueError, match="started for 2 epochs; resume with --epochs 2"):
+        train(TrainConfig("scrfd_500m", data, epochs=3, out=tmp_path / "split", resume=True, **common))
     train(TrainConfig("scrfd_500m", data, epochs=2, out=tmp_path / "split", resume=True, **common))
     a, b = (load_checkpoint(tmp_path / run / "last.pth") for run in ("straight", "split"))
     assert a["epoch"] == b["epoch"] == 2

@@ -174,6 +174,10 @@ def resume(path: Path, config: TrainConfig, hw: tuple[int, int], model: nn.Modul
     if state["model_name"] != config.model or trained_hw != tuple(hw):
         raise ValueError(f"{path} trains {state['model_name']} at {trained_hw[0]}x{trained_hw[1]}, not "
                          f"{config.model} at {hw[0]}x{hw[1]}")
+    started_for = state["config"]["epochs"]
+    if started_for != config.epochs:  # the LR steps are fractions of the total: a new total moves them
+        raise ValueError(f"{path} was started for {started_for} epochs; resume with --epochs {started_for} "
+                         f"(another total would move the learning-rate steps mid-run)")
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     history.rows = state["history"]

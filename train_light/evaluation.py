@@ -13,8 +13,6 @@ from models.spec import ModelSpec
 from runtimes.backend import Backend
 from runtimes.detector import Detector
 
-PRE_NMS_TOP_K = 2000  # the cap eval/results uses for Ultra-Light's ~17k candidates
-
 
 class TorchBackend(Backend):
     """A Backend over an in-memory PyTorch model, so training evaluates through the same Detector and protocol."""
@@ -40,8 +38,7 @@ def evaluate_model(model: torch.nn.Module, spec: ModelSpec, val_data: Path, out:
                    limit: int | None = None) -> dict[str, float]:
     """Easy/Medium/Hard AP of `model` at spec's input size on the WIDER val images under val_data."""
     truth = validation_subset(load_ground_truth(val_data), limit)
-    detector = Detector(TorchBackend(model.eval(), spec), score_threshold=0.02, nms_threshold=0.4,
-                        pre_nms_top_k=PRE_NMS_TOP_K)
+    detector = Detector(TorchBackend(model.eval(), spec), score_threshold=0.02, nms_threshold=0.4)
     predict_images(detector, Path(val_data) / "WIDER_val" / "images", [t.key for t in truth.images],
                    out / "predictions", overwrite=True, label=f"eval {spec.name}")
     return score(out, truth).ap()

@@ -37,7 +37,7 @@ class History:
             return
         epochs = [r["epoch"] for r in self.rows]
         fig, (losses, ap) = plt.subplots(1, 2, figsize=(11, 4))
-        for key in [k for k in self.rows[-1] if k in ("loss", "cls", "box", "landmarks")]:
+        for key in [k for k in self.rows[-1] if k in ("loss", "cls", "box", "bg", "landmarks")]:
             losses.plot(epochs, [r.get(key) for r in self.rows], label=key, lw=2 if key == "loss" else 1)
         losses.set(xlabel="epoch", ylabel="training loss (mean per batch)", title="loss", ylim=(0, None))
         losses.legend()

@@ -8,7 +8,7 @@ import torch
 
 from models.spec import ModelSpec
 from train_light.atss import init_heads, scrfd_loss, scrfd_targets
-from train_light.ssd import multibox_loss, ssd_targets
+from train_light.ssd import init_face_prior, multibox_loss, ssd_targets
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,8 @@ RECIPES = {
                     init=init_heads),
     # Ultra-Light train.py: 320×240 crops, SGD 0.01 batch 24, multistep 95/150 of 200 epochs
     "ultraface": Recipe(train_hw=(240, 320), crop_scale=(0.3, 1.0), min_face=2.0, batch=24, lr=0.01,
-                        milestones=(95 / 200, 150 / 200), warmup_epochs=0, targets=_ssd_targets, loss=_ssd_loss),
+                        milestones=(95 / 200, 150 / 200), warmup_epochs=0, targets=_ssd_targets, loss=_ssd_loss,
+                        init=init_face_prior),
 }
 
 
