@@ -58,6 +58,9 @@ def check_source(args: argparse.Namespace) -> None:
     """Exactly one complete source: --onnx with --family, --model with --weights, or none (the default model)."""
     if args.onnx and args.model:
         raise UsageError("give either --onnx or --model, not both")
+    if args.weights and not args.model:  # else the default model would be converted and --weights ignored
+        raise UsageError(f"--weights {args.weights} needs --model NAME, the registered model they belong to\n"
+                         f"{SOURCE_HELP}")
     if args.onnx and not args.family:
         raise UsageError(f"--onnx {args.onnx} needs --family scrfd or --family ultraface")
     if args.model:

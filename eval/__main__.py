@@ -29,6 +29,16 @@ def common_arguments(p: argparse.ArgumentParser) -> None:
                    help="WIDER FACE root in the official layout (default ../shared/data/widerface)")
     p.add_argument("--split", default="val", help="split to evaluate (only val has official ground truth)")
     p.add_argument("--out", type=Path, default=Path("eval_results"), help="output folder (default eval_results)")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="score images without a prediction file as images without detections (default: an error, "
+                        "since each one lowers AP)")
+
+
+def shard_argument(text: str) -> tuple[int, int]:
+    try:
+        return parse_shard(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
 
 
 def parser() -> argparse.ArgumentParser:
@@ -47,7 +57,7 @@ def parser() -> argparse.ArgumentParser:
     add_detector_arguments(p, 0.02, "keep detections scoring at least this (the protocol sweeps thresholds "
                                     "itself: higher values cut AP)")
     p.add_argument("--overwrite", action="store_true", help="predict again even where prediction files exist")
-    p.add_argument("--shard", type=parse_shard,
+    p.add_argument("--shard", type=shard_argument,
                    help="i/n: predict only every n-th image from the i-th (1-based); join with `merge`")
     return p
 
@@ -66,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         args = merge_parser().parse_args(argv[1:])
         truth, data = load(args)
         folders = merge_shards(args.shards, args.out)
-        return finish([score(f, truth) for f in folders], truth, data, args.out)
+        return finish([score(f, truth) for f in folders], truth, data, args)
     args = parser().parse_args(argv)
     if args.score_thr > 0.1:
         warnings.warn(f"--score-thr {args.score_thr} drops low-scoring detections and lowers AP "
@@ -74,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     truth, data = load(args)
     if args.pred:
         return finish([score(folder, truth, label=folder.name, source=str(folder)) for folder in args.pred],
-                      truth, data, args.out)
+                      truth, data, args)
     protocol = Protocol(args.hw, args.resize, args.score_thr, args.nms, args.max_det, args.threads,
                         args.pre_nms_top_k)
     images_dir = data / f"WIDER_{args.split}" / "images"
@@ -83,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"shard {args.shard[0]}/{args.shard[1]} written to {args.out}; "
               f"score all shards with: python -m eval merge --out DIR <each shard's --out>")
         return 0
-    return finish([score(f, truth) for f in folders], truth, data, args.out)
+    return finish([score(f, truth) for f in folders], truth, data, args)
 
 
 def load(args):
@@ -98,7 +108,18 @@ def load(args):
     return truth, data
 
 
-def finish(models, truth, data, out: Path) -> int:
+def finish(models, truth, data, args) -> int:
+    """Refuse (or, with --allow-missing, announce) images without predictions, then write and print the reports."""
+    for model in models:
+        if model.missing:
+            shown = ", ".join(model.missing[:3]) + (" …" if len(model.missing) > 3 else "")
+            what = (f"{model.label}: {len(model.missing)} of {len(truth.images)} evaluated images have no "
+                    f"prediction file ({shown})")
+            if not args.allow_missing:
+                raise ValueError(f"{what}; each lowers AP: pass --allow-missing to score them as images without "
+                                 "detections")
+            print(f"warning: {what}, scored as images without detections", file=sys.stderr)
+    out = args.out
     write_reports(models, truth, data, out)
     print((out / "report.md").read_text().split("## Protocol")[0].strip())
     print(f"\nreports: {out / 'report.md'}, {out / 'report.json'}, {out / 'pr_curves.png'}")

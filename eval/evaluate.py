@@ -16,7 +16,7 @@ from eval.predictions import read_predictions, shard_of
 from eval.protocol import SettingResult, image_curves, normalize_scores, summarize
 from runtimes.backend import load_backend, resolve_artifact
 from runtimes.detector import MAX_DET, PRE_NMS_TOP_K, Detector
-from runtimes.files import atomic_write_text
+from runtimes.files import atomic_write_text, sha256_file
 
 
 @dataclass(frozen=True)
@@ -69,12 +69,40 @@ def load_detector(artifact: Path, protocol: Protocol) -> Detector:
                     protocol.pre_nms_top_k)
 
 
+def prediction_settings(artifact: Path, detector: Detector) -> dict:
+    """What the prediction files depend on: the artifact's files and every setting that moves a detection."""
+    model_path, spec_path = resolve_artifact(artifact)
+    files = sorted({model_path, spec_path, *model_path.parent.glob(f"{model_path.stem}.bin")})
+    return {"artifact": {p.name: sha256_file(p) for p in files},
+            "hw": list(detector.spec.hw), "resize": detector.resize, "score_threshold": detector.score_threshold,
+            "nms_threshold": detector.nms_threshold, "pre_nms_top_k": detector.pre_nms_top_k,
+            "max_det": detector.max_det}
+
+
+def check_reuse(folder: Path, settings: dict, overwrite: bool) -> None:
+    """Prediction files are reused only when made with these settings: other settings are an error (or, with
+    overwrite, the old files go first so no file of either run can be mistaken for the other's)."""
+    record = folder / "settings.json"
+    if (folder / "predictions").is_dir() and any((folder / "predictions").rglob("*.txt")):
+        made_with = json.loads(record.read_text()) if record.is_file() else None
+        if made_with == settings and not overwrite:
+            return
+        if not overwrite:
+            changed = (sorted(k for k in settings if made_with.get(k) != settings[k]) if made_with
+                       else ["unknown: no settings.json"])
+            raise ValueError(f"{folder / 'predictions'} holds predictions made with other settings "
+                             f"({', '.join(changed)}); pass --overwrite to predict again, or another --out")
+        shutil.rmtree(folder / "predictions")
+    atomic_write_text(record, json.dumps(settings, indent=2) + "\n")
+
+
 def run_model(artifact: Path, truth: GroundTruth, images_dir: Path, out: Path, protocol: Protocol,
               overwrite: bool = False, shard: tuple[int, int] | None = None) -> Path:
     """Predict with one artifact into out/<label>/predictions and record run.json; returns the label folder."""
     detector = load_detector(artifact, protocol)
     label = label_for(artifact)
     folder = out / label
+    check_reuse(folder, prediction_settings(artifact, detector), overwrite)
     keys = [t.key for t in truth.images]
     run = predict_images(detector, images_dir, shard_of(keys, shard) if shard else keys, folder / "predictions",
                          overwrite, label)

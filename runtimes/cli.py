@@ -56,6 +56,10 @@ def positive_int(text: str) -> int:
     return _number(text, int, lambda v: v >= 1, "a whole number of 1 or more")
 
 
+def positive_number(text: str) -> float:
+    return _number(text, float, lambda v: v > 0, "a number above 0")
+
+
 def cap_argument(text: str) -> int | None:
     """argparse type for a candidate cap: a count of 1 or more, or 0 for none."""
     return _number(text, int, lambda v: v >= 0, "a whole number of 0 (no cap) or more") or None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import glob
 import json
 import signal
 import sys
@@ -17,7 +18,15 @@ import cv2
 from tqdm import tqdm
 
 from models.default import DEFAULT_MODEL
-from runtimes.cli import add_detector_arguments, add_model_argument, detector_options, run_cli, score_argument
+from runtimes.cli import (
+    add_detector_arguments,
+    add_model_argument,
+    detector_options,
+    positive_int,
+    positive_number,
+    run_cli,
+    score_argument,
+)
 from runtimes.detector import Detector
 from runtimes.files import atomic_write_text
 from runtimes.sinks import VIDEO_CODECS, JsonlSink, VideoSink, prepare_output
@@ -44,12 +53,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, help="JSON Lines file, one record per frame (schema in the README)")
     p.add_argument("--summary", type=Path, help="summary JSON path (default: <out or json>.summary.json beside "
                                                 "the first output; none without outputs)")
-    p.add_argument("--every", type=int, default=1, help="detect on every K-th frame and let the tracker predict "
-                                                        "the others (default 1: every frame); for slow devices")
+    p.add_argument("--every", type=positive_int, default=1, help="detect on every K-th frame and let the tracker "
+                   "predict the others (default 1: every frame); for slow devices")
     p.add_argument("--low-score-thr", type=score_argument, default=tracker.low_score,
                    help=f"weaker detections down to this score only keep existing tracks alive, e.g. half-hidden "
                         f"faces (default {tracker.low_score})")
-    p.add_argument("--min-hits", type=int, default=tracker.min_hits,
+    p.add_argument("--min-hits", type=positive_int, default=tracker.min_hits,
                    help=f"detections before a track gets an id and is shown (default {tracker.min_hits})")
     p.add_argument("--max-misses", type=int, default=tracker.max_misses,
                    help=f"detection frames without a match before a track dies (default {tracker.max_misses})")
@@ -66,7 +75,7 @@ def parser() -> argparse.ArgumentParser:
                    help="backend-alone runs (x3 blocks) timed on the first frame, the reference the summary's "
                         "efficiency is judged against (default 10; 0 skips it, e.g. under emulation)")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
-    p.add_argument("--fps", type=float, default=25.0, help="frame rate of image sequences, and of videos or "
+    p.add_argument("--fps", type=positive_number, default=25.0, help="frame rate of image sequences, and of videos or "
                                                            "cameras that report none (default 25)")
     p.add_argument("--show", action="store_true", help="show the annotated frames in a window (needs an OpenCV "
                                                        "build with a GUI); q or Esc stops")
@@ -80,6 +89,17 @@ def check_window_support() -> None:
     except cv2.error as err:
         raise ValueError("--show needs an OpenCV build with a GUI (this one is headless: pip install "
                          "opencv-python in place of opencv-python-headless), or drop --show and use --out") from err
+
+
+def refuse_overwriting_the_source(source: str, outputs: list[Path | None]) -> None:
+    """An output that resolves to the source (or to one of its images) would destroy what is being read."""
+    path = Path(source)
+    read = (list(path.iterdir()) if path.is_dir() else [path] if path.is_file()
+            else [Path(p) for p in glob.glob(source)])
+    inputs = {p.resolve() for p in read}
+    for output in outputs:
+        if output is not None and output.resolve() in inputs:
+            raise ValueError(f"{output}: is what {source} reads; choose another output path (nothing was written)")
 
 
 def summary_path(args) -> Path | None:
@@ -100,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                             max_misses=args.max_misses)
     smoother = SmootherConfig(min_cutoff=args.smooth_min_cutoff, beta=args.smooth_beta)
     summary_file = summary_path(args)
+    refuse_overwriting_the_source(args.source, [args.out, args.json, summary_file])
     for path in (args.json, summary_file):
         if path is not None:
             prepare_output(path)

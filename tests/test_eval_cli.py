@@ -142,3 +142,36 @@ def test_bad_predictions_are_rejected_with_the_file_name(data, tmp_path, line, m
     result = run_eval("--pred", str(tmp_path / "pred"), "--data", str(data), "--out", str(tmp_path / "out"))
     assert result.returncode == 2
     assert message in result.stderr and f"{Path(SUBSET[0]).name}.txt" in result.stderr
+
+
+def test_predictions_made_with_other_settings_are_never_reused(hub, data, tmp_path):
+    out = tmp_path / "out"
+    assert eval_main(["--model", str(hub), "--data", str(data), "--out", str(out)]) == 0
+    first = report(out)["models"][0]["ap"]
+    with pytest.raises(ValueError, match=r"other settings \(nms_threshold\); pass --overwrite"):
+        eval_main(["--model", str(hub), "--data", str(data), "--out", str(out), "--nms", "0.2"])
+    assert report(out)["models"][0]["ap"] == first  # the refused run changed nothing
+    assert eval_main(["--model", str(hub), "--data", str(data), "--out", str(out), "--nms", "0.2",
+                      "--overwrite"]) == 0
+    run = json.loads(next(out.glob("*/run.json")).read_text())
+    assert run["reused"] == 0 and run["protocol"]["nms_threshold"] == 0.2
+    assert eval_main(["--model", str(hub), "--data", str(data), "--out", str(out), "--nms", "0.2"]) == 0
+    assert json.loads(next(out.glob("*/run.json")).read_text())["reused"] == len(SUBSET)
+
+
+def test_missing_prediction_files_are_an_error_unless_allowed(hub, data, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert eval_main(["--model", str(hub), "--data", str(data), "--out", str(out)]) == 0
+    predictions = next(out.glob("*/predictions"))
+    (predictions / f"{SUBSET[1]}.txt").unlink()
+    with pytest.raises(ValueError, match=r"1 of 4 evaluated images have no prediction file .*--allow-missing"):
+        eval_main(["--pred", str(predictions), "--data", str(data), "--out", str(tmp_path / "pred")])
+    assert eval_main(["--pred", str(predictions), "--data", str(data), "--out", str(tmp_path / "pred"),
+                      "--allow-missing"]) == 0
+    assert "scored as images without detections" in capsys.readouterr().err
+    assert report(tmp_path / "pred")["models"][0]["missing_predictions"] == [SUBSET[1]]
+
+
+def test_a_bad_shard_says_what_it_expects():
+    result = run_eval("--model", "x", "--shard", "3/2")
+    assert result.returncode == 2 and "i must be between 1 and n" in result.stderr

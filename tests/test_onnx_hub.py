@@ -55,6 +55,12 @@ def test_weights_of_another_model_are_rejected(tmp_path):
         onnx_main(["--model", "ultraface_rfb", "--weights", str(DEFAULT_MODEL.weights), "--out", str(tmp_path)])
 
 
+def test_weights_without_a_model_are_refused_not_ignored(tmp_path):
+    with pytest.raises(ValueError, match="--weights .* needs --model NAME"):
+        onnx_main(["--weights", str(DEFAULT_MODEL.weights), "--out", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_misspelt_model_name_lists_the_registered_ones(tmp_path):
     result = run_module("converters.tflite", "--model", "ultrafac_slim", "--weights", str(DEFAULT_MODEL.weights),
                         "--out", str(tmp_path / "out"))

@@ -241,6 +241,17 @@ def test_outputs_go_into_new_folders_and_an_unwritable_one_fails_before_any_work
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "file"]
 
 
+def test_an_output_that_is_the_source_is_refused_before_any_work(short_clip, tmp_path):
+    source = tmp_path / "in" / "v.mp4"
+    source.parent.mkdir()
+    source.write_bytes(short_clip.read_bytes())
+    for flag in ("--out", "--json", "--summary"):
+        with pytest.raises(ValueError, match="is what .* reads; choose another output path"):
+            run(source, flag, tmp_path / "in" / ".." / "in" / "v.mp4", "--max-frames", "5")
+    assert source.read_bytes() == short_clip.read_bytes() and sorted(p.name for p in source.parent.iterdir()) == [
+        "v.mp4"]
+
+
 def test_no_model_runs_the_shipped_default(short_clip, tmp_path):
     result = subprocess.run([sys.executable, "-m", "runtimes.run", str(short_clip), "--max-frames", "10",
                              "--json", str(tmp_path / "f.jsonl")], cwd=REPO, capture_output=True, text=True,

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from models.registry import MODELS
-from runtimes.cli import hw_argument, run_cli
+from runtimes.cli import hw_argument, positive_int, run_cli
 from train_light.engine import TrainConfig, train
 from train_light.recipes import RECIPES
 
@@ -19,12 +19,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, type=Path,
                    help="training set: the official WIDER FACE root (wider_face_split/ + WIDER_train/images) or a "
                         "folder with a RetinaFace-style label.txt and images/ (landmarks train only from this)")
-    p.add_argument("--epochs", type=int, required=True, help="total epochs; the LR steps at the recipe's fractions")
+    p.add_argument("--epochs", type=positive_int, required=True,
+                   help="total epochs; the LR steps at the recipe's fractions")
     p.add_argument("--size", type=hw_argument, help="training crop H,W, divisible by 32 (default: the recipe's, "
                    + ", ".join(f"{f} {h}x{w}" for f, r in RECIPES.items() for h, w in [r.train_hw]) + ")")
     p.add_argument("--out", type=Path, help="run folder for last.pth, log.csv, training.png "
                    "(default runs/<model>_<H>x<W>)")
-    p.add_argument("--batch", type=int, help="images per step per process (default: the recipe's)")
+    p.add_argument("--batch", type=positive_int, help="images per step per process (default: the recipe's)")
     p.add_argument("--lr", type=float, help="base learning rate (default: the recipe's)")
     p.add_argument("--workers", type=int, default=2, help="data-loading processes")
     p.add_argument("--seed", type=int, default=0, help="seed of the data order and augmentation")
@@ -34,7 +35,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-every", type=int, default=0,
                    help="evaluate on the WIDER val images every K epochs and at the end (0: never)")
     p.add_argument("--eval-size", type=hw_argument, default=(640, 640), help="evaluation input H,W")
-    p.add_argument("--eval-images", type=int,
+    p.add_argument("--eval-images", type=positive_int,
                    help="evaluate on this many val images spread over the list (default all)")
     p.add_argument("--val", type=Path, help="WIDER root holding WIDER_val/ and ground_truth/ (default ../shared's)")
     p.add_argument("--robust", action="store_true", help="add blur, JPEG and gamma augmentations")
