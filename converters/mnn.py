@@ -88,9 +88,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 MNN = BackendConverter(
     name="mnn", suffix=".mnn", layout="NCHW", convert=convert, quantize=quantize, keeps_float=False,
     default_keep_float=NONE, tools=("MNN",), add_arguments=add_arguments,
-    wants_int8=lambda options: options.int8 and options.mnn_full_int8,
-    int8_opt_in="mnnquant's full INT8 fails verification on the kit's models: --mnn-full-int8 makes it; "
-                "mnn-int8w is MNN's 8-bit artifact",
+    int8_opt_in="--mnn-full-int8",
     rejection_hints={"int8": "mnnquant's full INT8 moves the face scores of SCRFD and Ultra-Light (their score heads "
                              "lose range); use mnn-int8w (8-bit weights, float compute), which keeps the accuracy"})
 

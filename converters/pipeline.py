@@ -82,9 +82,12 @@ class BackendConverter:
     int_io: bool = False  # honours --int-io (its INT8 artifact is then called int8io)
     add_arguments: Callable[[argparse.ArgumentParser], None] = lambda parser: None
     rejection_hints: dict[str, str] = field(default_factory=dict)  # precision → what to use when it is rejected
-    int8_opt_in: str = ""  # why --int alone makes no INT8 artifact of this backend, and the flag that does
-    # whether the options ask for its INT8 artifact (--int, plus a flag of its own where INT8 is opt-in)
-    wants_int8: Callable[[argparse.Namespace], bool] = lambda options: options.int8
+    int8_opt_in: str = ""  # a flag of its own that --int also needs for its INT8 artifact (e.g. --mnn-full-int8)
+
+    def wants_int8(self, options: argparse.Namespace) -> bool:
+        """Whether the options ask for its INT8 artifact."""
+        flag = self.int8_opt_in.lstrip("-").replace("-", "_")
+        return options.int8 and (not flag or getattr(options, flag))
 
     @property
     def int8_only(self) -> bool:
@@ -212,7 +215,8 @@ def run_backend(backend: BackendConverter, args: argparse.Namespace, shared: Sha
         if backend.wants_int8(args):
             results.append(quantize_and_commit(backend, job, shared))
         elif args.int8:
-            log.info("%s: %s", backend.name, backend.int8_opt_in)
+            log.info("%s: no INT8 artifact without %s (%s)", backend.name, backend.int8_opt_in,
+                     backend.rejection_hints.get("int8", "it is made only when asked"))
     return results
 
 

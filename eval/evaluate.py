@@ -72,7 +72,7 @@ def load_detector(artifact: Path, protocol: Protocol) -> Detector:
 def prediction_settings(artifact: Path, detector: Detector) -> dict:
     """What the prediction files depend on: the artifact's files and every setting that moves a detection."""
     model_path, spec_path = resolve_artifact(artifact)
-    files = sorted({model_path, spec_path, *model_path.parent.glob(f"{model_path.stem}.bin")})
+    files = sorted({spec_path, *model_path.parent.glob(f"{model_path.stem}.*")})  # e.g. ncnn's .param and .bin
     return {"artifact": {p.name: sha256_file(p) for p in files},
             "hw": list(detector.spec.hw), "resize": detector.resize, "score_threshold": detector.score_threshold,
             "nms_threshold": detector.nms_threshold, "pre_nms_top_k": detector.pre_nms_top_k,
