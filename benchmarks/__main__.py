@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import subprocess
 import sys
@@ -16,7 +17,9 @@ from pathlib import Path
 from benchmarks.device import device_record
 from benchmarks.harness import default_images, run, targets_in
 from benchmarks.report import write_report
-from runtimes.cli import run_cli
+from calibration_data.images import read_image
+from runtimes.cli import hw_argument, non_negative_int, positive_int, run_cli
+from runtimes.files import prepare_output_dir
 
 
 def parser() -> argparse.ArgumentParser:
@@ -31,13 +34,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--onnx", type=Path, help="benchmark an ONNX file: its hub artifact is made first with "
                                              "converters.onnx (needs --family and --hw; the convert extra)")
     p.add_argument("--family", choices=("scrfd", "ultraface"), help="with --onnx")
-    p.add_argument("--hw", help="with --onnx: H,W of the fixed input (divisible by 32)")
-    p.add_argument("--threads", default="1,2", help="thread counts, comma-separated (default 1,2); counts above "
-                                                    "the usable cores are skipped with a note")
-    p.add_argument("--runs", type=int, default=60, help="timed runs per measurement (default 60)")
-    p.add_argument("--warmup", type=int, default=10, help="untimed runs first (default 10)")
-    p.add_argument("--repeat", type=int, default=1, help="fresh processes per configuration, to see how far their "
-                                                         "medians agree (default 1)")
+    p.add_argument("--hw", type=hw_argument, help="with --onnx: H,W of the fixed input (divisible by 32)")
+    p.add_argument("--threads", type=threads_argument, default=[1, 2], help="thread counts, comma-separated "
+                   "(default 1,2); counts above the usable cores are skipped with a note")
+    p.add_argument("--runs", type=positive_int, default=60, help="timed runs per measurement (default 60)")
+    p.add_argument("--warmup", type=non_negative_int, default=10, help="untimed runs first (default 10)")
+    p.add_argument("--repeat", type=positive_int, default=1, help="fresh processes per configuration, to see how "
+                                                                  "far their medians agree (default 1)")
     p.add_argument("--image", type=Path, action="append", default=[], help="images for end to end (twice: a "
                    "640x480 one, then a large one; default: cut from the shared WIDER val image 0_Parade_Parade_0_611)")
     p.add_argument("--eval", type=Path, action="append", default=[], help="python -m eval report.json files: adds "
@@ -47,13 +50,14 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def parse_threads(text: str) -> list[int]:
+def threads_argument(text: str) -> list[int]:
+    """argparse type for thread counts such as 1,2,4."""
     try:
         counts = sorted({int(t) for t in text.split(",") if t.strip()})
     except ValueError:
         counts = []
     if not counts or counts[0] < 1:
-        raise ValueError(f"--threads expects counts such as 1,2,4, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected thread counts of 1 or more such as 1,2,4, got {text!r}")
     return counts
 
 
@@ -62,46 +66,57 @@ def hub_from_onnx(args) -> Path:
         raise ValueError("--onnx needs --family and --hw (the hub ONNX has a fixed input size)")
     out = args.out / "hub"
     done = subprocess.run([sys.executable, "-m", "converters.onnx", "--onnx", str(args.onnx), "--family",
-                           args.family, "--hw", args.hw, "--out", str(out)], capture_output=True, text=True)
+                           args.family, "--hw", ",".join(map(str, args.hw)), "--out", str(out)],
+                          capture_output=True, text=True)
     if done.returncode != 0:
         raise ValueError(f"{args.onnx}: converters.onnx could not make the hub ONNX: "
                          f"{(done.stderr.strip().splitlines() or ['no output'])[-1]}")
     return out / "onnx"
 
 
-def graph_costs(targets) -> dict[Path, dict]:
-    """MACs, FLOPs and params per hub ONNX, or nothing where the onnx package is missing (a bare device)."""
-    try:
-        from benchmarks.flops import count
-    except ImportError:
-        return {}
+def graph_costs(targets) -> tuple[dict[Path, dict], list[str]]:
+    """MACs, FLOPs and params per hub ONNX, and a note for each artifact whose cost could not be counted: no
+    float ONNX of its size beside it, an unreadable one, or no onnx package (a bare device)."""
+    notes = [f"MACs/FLOPs not counted for {t.label}: no hub onnx/ of its input size beside it"
+             for t in targets if t.onnx is None]
+    graphs = sorted({t.onnx for t in targets if t.onnx is not None})
+    if graphs and importlib.util.find_spec("onnx") is None:
+        return {}, [*notes, "MACs/FLOPs not counted: the onnx package is not installed here (pip install onnx)"]
+    from benchmarks.flops import count
+
     costs = {}
-    for onnx in {t.onnx for t in targets if t.onnx is not None}:
+    for onnx in graphs:
         try:
             cost = count(onnx)
-        except ImportError:
-            return {}
+        except Exception as err:  # onnx raises protobuf's DecodeError and others for damaged files
+            notes.append(f"MACs/FLOPs not counted for {onnx}: it cannot be read as ONNX ({type(err).__name__})")
+            continue
         costs[onnx] = {"macs": cost.macs, "flops": cost.flops, "params": cost.params}
-    return costs
+    return costs, notes
 
 
 def benchmark(args) -> int:
-    threads = parse_threads(args.threads)
+    threads = args.threads
+    prepare_output_dir(args.out)
     models = list(args.model) + ([hub_from_onnx(args)] if args.onnx else [])
     targets = targets_in(models, args.artifacts)
     if not targets:
         raise ValueError("nothing to benchmark: pass --model ARTIFACT, --artifacts DIR or --onnx FILE")
     if args.image and len(args.image) != 2:
         raise ValueError("--image takes two images: a 640x480 one, then a large one")
+    for image in args.image:
+        read_image(image)  # each measurement process would fail on it, one after another
+    for report in args.eval:
+        if not report.is_file():
+            raise FileNotFoundError(f"--eval {report}: no such python -m eval report.json")
     images = args.image or default_images()
     device = device_record(args.device_label)
-    costs = graph_costs(targets)
+    costs, cost_notes = graph_costs(targets)
     rows, notes = run(targets, threads, args.runs, args.warmup, images, args.repeat, device["label"])
+    notes += cost_notes
     by_folder = {t.label: costs.get(t.onnx, {}) for t in targets}
     for row in rows:
         row.update(by_folder[row["artifact"]])
-    if not costs:
-        notes.append("MACs/FLOPs not counted: the onnx package is not installed here (pip install onnx)")
     result = {"device": device, "rows": rows, "notes": notes,
               "settings": {"runs": args.runs, "warmup": args.warmup, "repeat": args.repeat,
                            "images": [str(i) for i in images]}}

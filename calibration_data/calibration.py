@@ -68,9 +68,10 @@ def sample_representative(paths: list[Path], count: int, seed: int = 0) -> list[
     return sorted(chosen)
 
 
-def build_calibration_set(folder: str | Path | None, spec: ModelSpec, count: int = DEFAULT_COUNT, seed: int = 0,
-                          cache_dir: Path | None = None, exclude: set[Path] = frozenset()) -> CalibrationSet:
-    """Sample `count` images from `folder` (default: the shared WIDER train images), preprocess, cache."""
+def calibration_images(folder: str | Path | None, count: int = DEFAULT_COUNT, seed: int = 0,
+                       exclude: set[Path] = frozenset()) -> list[Path]:
+    """`count` images sampled from `folder` (default: the shared WIDER train images), never those in `exclude`;
+    needs no model, so a converter checks them before any export."""
     folder = Path(folder) if folder else default_calibration_dir()
     if count < MIN_COUNT:
         raise ValueError(f"calibration size {count} is too small: INT8 needs at least {MIN_COUNT} images "
@@ -79,7 +80,11 @@ def build_calibration_set(folder: str | Path | None, spec: ModelSpec, count: int
     if len(candidates) < MIN_COUNT:
         raise ValueError(f"{folder}: {len(candidates)} usable calibration images; INT8 needs at least {MIN_COUNT} "
                          f"({DEFAULT_COUNT} recommended, never the verification images)")
-    chosen = sample_representative(candidates, count, seed)
+    return sample_representative(candidates, count, seed)
+
+
+def build_calibration_set(chosen: list[Path], spec: ModelSpec, cache_dir: Path | None = None) -> CalibrationSet:
+    """The images from calibration_images in the model's preprocessing, cached by content."""
     key = _content_key(chosen, spec)
     cache = (cache_dir or default_cache_dir()) / f"calib_{key[:24]}.npz"
     if cache.is_file():

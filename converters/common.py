@@ -13,7 +13,7 @@ from pathlib import Path
 from calibration_data.calibration import default_verification_dir, sample_representative
 from calibration_data.images import list_images
 from models.default import DEFAULT_MODEL
-from runtimes.cli import hw_argument
+from runtimes.cli import hw_argument, int_range, positive_int
 
 log = logging.getLogger("facekit")
 
@@ -43,13 +43,15 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--weights", type=Path, help="with --model: a state dict (.pth) loaded strictly")
     parser.add_argument("--hw", default="480,640", type=hw_argument,
                         help="fixed input H,W, each divisible by 32 (default 480,640)")
-    parser.add_argument("--opset", type=int, default=13, help="ONNX opset of the hub model (default 13)")
+    parser.add_argument("--opset", type=int_range(11, 20, "an ONNX opset"), default=13,
+                        help="ONNX opset of the hub model, 11 to 20 (the TorchScript exporter's range; default 13, "
+                             "what every backend is tested with)")
     parser.add_argument("--name", help="model name used in folder names and model.json (default from the source)")
     parser.add_argument("--out", type=Path, help="output folder (default artifacts/<name>_<H>x<W>)")
     parser.add_argument("--verify-images", type=Path,
                         help="folder of held-out images for verification (default: the shared WIDER val images, "
                              "else the repo's calibration_data/samples/verification)")
-    parser.add_argument("--verify-count", type=int, default=VERIFY_COUNT,
+    parser.add_argument("--verify-count", type=positive_int, default=VERIFY_COUNT,
                         help=f"how many held-out images verification uses (default {VERIFY_COUNT})")
     parser.add_argument("-v", "--verbose", action="store_true", help="show the converters' own logs")
 
@@ -69,6 +71,9 @@ def check_source(args: argparse.Namespace) -> None:
         entry(args.model)  # a misspelt name lists the registered ones before any work
     if args.model and not args.weights:
         raise UsageError(f"--model {args.model} needs --weights PATH\n{SOURCE_HELP}")
+    for given, what in ((args.onnx, "ONNX"), (args.weights, "weights")):
+        if given is not None and not given.is_file():
+            raise FileNotFoundError(f"{given}: no such {what} file")
     if not args.onnx and not args.model:
         if not DEFAULT_MODEL.weights.is_file():
             raise UsageError(f"no model given and the default weights {DEFAULT_MODEL.weights} are missing "

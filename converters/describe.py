@@ -23,8 +23,8 @@ from runtimes.backend import (
     resolve_artifact,
     rows_from_head_maps,
 )
-from runtimes.cli import run_cli
-from runtimes.files import atomic_output_dir, sha256_file
+from runtimes.cli import float_range, positive_int, positive_number, run_cli
+from runtimes.files import atomic_output_dir, prepare_output_dir, sha256_file
 
 
 def companions(model_path: Path) -> list[Path]:
@@ -53,17 +53,28 @@ def describe(model_path: Path, family: str, h: int, w: int, layout: str, mean: f
                                  converter="third-party (described by converters.describe)", precision=precision))
 
 
+def size_argument(text: str) -> tuple[int, int]:
+    """argparse type for a third-party artifact's H,W: any positive sizes (it was converted elsewhere)."""
+    try:
+        h, w = (positive_int(v) for v in text.split(","))
+    except (ValueError, argparse.ArgumentTypeError):
+        raise argparse.ArgumentTypeError(f"expected H,W such as 240,320, got {text!r}") from None
+    return h, w
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m converters.describe", description=(
         "Copy a third-party face-detector artifact into --out with a model.json, its family checked against its "
         f"output shapes, so `python -m eval` and the runtimes can use it. Artifacts: {', '.join(BACKENDS)}."))
     p.add_argument("artifact", type=Path, help="the model file (for ncnn the .param, its .bin beside it)")
     p.add_argument("--family", required=True, choices=("scrfd", "ultraface"), help="detector family")
-    p.add_argument("--hw", required=True, help="input H,W the artifact runs at (e.g. 480,640; 240,320)")
+    p.add_argument("--hw", required=True, type=size_argument,
+                   help="input H,W the artifact runs at (e.g. 480,640; Ultra-Light's own 240,320)")
     p.add_argument("--layout", choices=("NCHW", "NHWC"), default="NCHW",
                    help="input layout the artifact expects (TFLite files are usually NHWC)")
-    p.add_argument("--mean", type=float, help="pixel mean (default: 127.5 for scrfd, 127 for ultraface)")
-    p.add_argument("--std", type=float, default=128.0, help="pixel std (default 128)")
+    p.add_argument("--mean", type=float_range(0, 255, "a pixel value"),
+                   help="pixel mean, 0 to 255 (default: 127.5 for scrfd, 127 for ultraface)")
+    p.add_argument("--std", type=positive_number, default=128.0, help="pixel std, above 0 (default 128)")
     p.add_argument("--bgr", action="store_true", help="the artifact takes BGR input (default RGB)")
     p.add_argument("--resize", choices=("letterbox", "stretch"), default="letterbox", help="default resize mode")
     p.add_argument("--precision", default="fp32", help="what the artifact stores, for the report (default fp32)")
@@ -73,7 +84,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    h, w = (int(v) for v in args.hw.split(","))
+    h, w = args.hw
+    prepare_output_dir(args.out)
     model_path, _ = resolve_artifact(args.artifact)
     mean = args.mean if args.mean is not None else (127.5 if args.family == "scrfd" else 127.0)
     spec = describe(model_path, args.family, h, w, args.layout, mean, args.std, "BGR" if args.bgr else "RGB",

@@ -16,7 +16,7 @@ import numpy as np
 from calibration_data.calibration import default_verification_dir, sample_representative
 from calibration_data.images import list_images, read_images
 from runtimes.backend import load_backend
-from runtimes.cli import run_cli
+from runtimes.cli import positive_int, run_cli
 from runtimes.files import atomic_write_text
 from runtimes.preprocess import normalize, resize_to_canvas
 
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("artifact", type=Path, help="the converted artifact (file or folder with its model.json)")
     p.add_argument("--against", type=Path, required=True, help="its float source (e.g. <out>/onnx)")
     p.add_argument("--images", type=Path, help="image folder (default: the verification images)")
-    p.add_argument("--count", type=int, default=32, help="images sampled from the folder (default 32)")
+    p.add_argument("--count", type=positive_int, default=32, help="images sampled from the folder (default 32)")
     p.add_argument("--json", type=Path, help="also write the rows as JSON here")
     args = p.parse_args(argv)
     images = sample_representative(list_images(args.images or default_verification_dir()), args.count, seed=1)

@@ -110,7 +110,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("hub", type=Path, help="the hub ONNX (file, or the <out>/onnx folder)")
     args = p.parse_args(argv)
     path = args.hub / "model.onnx" if args.hub.is_dir() else args.hub
-    model = onnx.load(str(path))
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such hub ONNX (converters write it to <out>/onnx/model.onnx)")
+    try:
+        model = onnx.load(str(path))
+    except Exception as err:  # protobuf's DecodeError and others for a damaged file
+        raise ValueError(f"{path}: cannot be read as ONNX ({type(err).__name__})") from err
     outputs = {conv: o.name for o in model.graph.output for conv in producing_convs(model, o.name)}
     for name, (count, _, _) in conv_weights(model).items():
         print(f"{name:<16} {count:>8} weights{'  → ' + outputs[name] if name in outputs else ''}")

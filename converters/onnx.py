@@ -27,7 +27,7 @@ from converters.common import (
 from models.spec import ModelSpec, Provenance, check_input_size, installed_versions, scrfd_spec, ultraface_spec
 from runtimes.backend import canonical_order
 from runtimes.cli import run_cli
-from runtimes.files import atomic_output_dir, sha256_file
+from runtimes.files import atomic_output_dir, prepare_output_dir, sha256_file
 from runtimes.preprocess import prepare
 
 ONNX_TOOLS = ("onnx", "onnxsim", "onnxruntime", "torch", "facekit")
@@ -228,9 +228,12 @@ def compare_with_source(fixed: onnx.ModelProto, spec: ModelSpec, runner, images:
     return {"images": [p.name for p in images], "max_abs_diff": worst}
 
 
-def build_hub(args: argparse.Namespace) -> HubModel:
-    """Make <out>/onnx/{model.onnx, model.json, report.json} from the CLI's source arguments."""
+def build_hub(args: argparse.Namespace, held_out: list[Path] | None = None) -> HubModel:
+    """Make <out>/onnx/{model.onnx, model.json, report.json} from the CLI's source arguments, compared with the
+    source on `held_out` images (default: --verify-images); the output folder is checked before the export."""
     check_source(args)
+    prepare_output_dir(output_dir(args))
+    images = held_out if held_out is not None else held_out_images(args.verify_images, args.verify_count)
     h, w = args.hw
     name = source_name(args)
     torch_model = None
@@ -248,7 +251,6 @@ def build_hub(args: argparse.Namespace) -> HubModel:
     spec = spec.with_changes(provenance=Provenance(
         source=source_label(source), source_sha256=sha256_file(source), converter="converters.onnx",
         precision="fp32", tool_versions=installed_versions(*ONNX_TOOLS)))
-    images = held_out_images(args.verify_images, args.verify_count)
     runner = source_runner(args, torch_model)
     with step(f"compare with the source on {len(images)} real images"):
         comparison = (compare_with_source(model, spec, runner, images) if runner else

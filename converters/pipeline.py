@@ -21,9 +21,10 @@ from calibration_data.calibration import (
     DEFAULT_COUNT,
     CalibrationSet,
     build_calibration_set,
+    calibration_images,
     default_calibration_dir,
 )
-from converters.common import add_source_arguments, held_out_images, log, output_dir, step
+from converters.common import add_source_arguments, check_source, held_out_images, log, output_dir, step
 from converters.equalize import equalize
 from converters.keep_float import (
     AUTO,
@@ -40,6 +41,7 @@ from converters.onnx import HubModel, build_hub
 from converters.verify import INT8_MIN_AGREEMENT, Verifier, VerifyReport
 from models.spec import ModelSpec, installed_versions
 from runtimes.backend import load_backend
+from runtimes.cli import fraction_argument, positive_int
 from runtimes.files import atomic_write_text, replace_dir, staging_dir
 
 
@@ -142,7 +144,7 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     q.add_argument("--calib", type=Path,
                    help="folder of calibration images (default: the shared WIDER train images, else the "
                         "repo's calibration_data/samples/calibration)")
-    q.add_argument("--calib-count", type=int, default=DEFAULT_COUNT,
+    q.add_argument("--calib-count", type=positive_int, default=DEFAULT_COUNT,
                    help=f"how many calibration images to sample (default {DEFAULT_COUNT})")
     q.add_argument("--keep-float", type=parse_keep_float, metavar="stem|none|auto|CONV[,CONV...]",
                    help="convolutions the INT8 artifact computes in float, named as in the hub ONNX (list them: "
@@ -157,7 +159,7 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep-failed", action="store_true",
                         help="write an artifact that fails verification to its final folder anyway (default: to "
                              "<folder>.rejected/ with its verify.json, and exit 1)")
-    q.add_argument("--min-agreement", type=float, default=INT8_MIN_AGREEMENT,
+    q.add_argument("--min-agreement", type=fraction_argument, default=INT8_MIN_AGREEMENT,
                    help=f"fail an INT8 artifact whose detection agreement with the ONNX is below this, "
                         f"either way (default {INT8_MIN_AGREEMENT})")
 
@@ -174,16 +176,20 @@ def backend_parser(backend: BackendConverter) -> argparse.ArgumentParser:
 
 
 def prepare_shared(args: argparse.Namespace) -> Shared:
-    """Hub ONNX, calibration set (with --int) and verification reference, made once per run."""
+    """Hub ONNX, calibration set (with --int) and verification reference, made once per run; every image folder
+    is checked before the export."""
     if args.int_io and not args.int8:
         raise ValueError("--int-io needs --int")
-    hub = build_hub(args)
+    check_source(args)
     verify_paths = held_out_images(args.verify_images, args.verify_count)
+    calibration_paths = (calibration_images(args.calib, args.calib_count, exclude={p.resolve() for p in verify_paths})
+                         if args.int8 else [])
+    hub = build_hub(args, verify_paths)
     calibration, int8_model, equalized = None, None, ()
     if args.int8:
-        with step(f"calibration set: up to {args.calib_count} images from {args.calib or default_calibration_dir()}"):
-            calibration = build_calibration_set(args.calib, hub.spec, args.calib_count,
-                                                exclude={p.resolve() for p in verify_paths})
+        with step(f"calibration set: {len(calibration_paths)} images from "
+                  f"{args.calib or default_calibration_dir()}"):
+            calibration = build_calibration_set(calibration_paths, hub.spec)
         int8_model = onnx.load(str(hub.path))
         if args.keep_float not in (None, NONE, AUTO, STEM):
             check_names(args.keep_float, int8_model)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import warnings
 from pathlib import Path
 
 from eval.evaluate import Protocol, merge_shards, run_model, score
@@ -17,7 +16,7 @@ from eval.groundtruth import load_ground_truth
 from eval.predictions import parse_shard
 from eval.report import write_reports
 from runtimes.cli import add_detector_arguments, hw_argument, run_cli
-from runtimes.files import shared_dir
+from runtimes.files import prepare_output_dir, shared_dir
 
 
 def default_data() -> Path:
@@ -74,13 +73,15 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["merge"]:
         args = merge_parser().parse_args(argv[1:])
+        prepare_output_dir(args.out)
         truth, data = load(args)
         folders = merge_shards(args.shards, args.out)
         return finish([score(f, truth) for f in folders], truth, data, args)
     args = parser().parse_args(argv)
+    prepare_output_dir(args.out)
     if args.score_thr > 0.1:
-        warnings.warn(f"--score-thr {args.score_thr} drops low-scoring detections and lowers AP "
-                      "(the protocol sweeps thresholds itself; 0.02 is usual)", stacklevel=1)
+        print(f"warning: --score-thr {args.score_thr} drops low-scoring detections and lowers AP (the protocol "
+              "sweeps thresholds itself; 0.02 is usual)", file=sys.stderr)
     truth, data = load(args)
     if args.pred:
         return finish([score(folder, truth, label=folder.name, source=str(folder)) for folder in args.pred],

@@ -36,10 +36,23 @@ class GroundTruth:
         return {s: int(sum(t.counted[s].sum() for t in self.images)) for s in SETTINGS}
 
 
-def load_ground_truth(data_dir: Path, split: str = "val") -> GroundTruth:
-    """Official ground truth for `split`, restricted to the images under WIDER_<split>/images/."""
+def read_mat(path: Path, keys: tuple[str, ...]) -> dict:
+    """A ground-truth .mat with the variables the protocol reads; ValueError naming the file if it is damaged."""
     from scipy.io import loadmat
 
+    try:
+        data = loadmat(str(path))
+    except (OSError, ValueError, TypeError) as err:  # scipy's errors for cut or foreign files name no file
+        raise ValueError(f"{path}: cannot be read as MATLAB ground truth ({err}); a truncated or damaged copy? "
+                         "Restore it from the official WIDER FACE eval tools") from err
+    absent = [k for k in keys if k not in data]
+    if absent:
+        raise ValueError(f"{path}: has no {', '.join(absent)}; not the official WIDER FACE ground truth file")
+    return data
+
+
+def load_ground_truth(data_dir: Path, split: str = "val") -> GroundTruth:
+    """Official ground truth for `split`, restricted to the images under WIDER_<split>/images/."""
     if split != "val":
         raise ValueError(f"split {split!r}: only 'val' has official evaluation ground truth (.mat keep lists)")
     gt_dir = Path(data_dir) / "ground_truth"
@@ -50,8 +63,8 @@ def load_ground_truth(data_dir: Path, split: str = "val") -> GroundTruth:
     images_dir = Path(data_dir) / f"WIDER_{split}" / "images"
     if not images_dir.is_dir():
         raise FileNotFoundError(f"{images_dir}: no such folder (expected the official WIDER_{split}/images/<event>/)")
-    face = loadmat(str(gt_dir / MAT_FILES[0]))
-    keep = {s: loadmat(str(gt_dir / f"wider_{s}_val.mat"))["gt_list"] for s in SETTINGS}
+    face = read_mat(gt_dir / MAT_FILES[0], ("event_list", "file_list", "face_bbx_list"))
+    keep = {s: read_mat(gt_dir / f"wider_{s}_val.mat", ("gt_list",))["gt_list"] for s in SETTINGS}
     present = {p.relative_to(images_dir).with_suffix("").as_posix() for p in images_dir.glob("*/*.jpg")}
     images, listed, listed_faces = [], 0, dict.fromkeys(SETTINGS, 0)
     for i, event_cell in enumerate(face["event_list"]):

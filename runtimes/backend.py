@@ -31,6 +31,10 @@ class Backend(ABC):
     def forward(self, blob: np.ndarray) -> list[np.ndarray]:
         """Run the artifact once; outputs in whatever order and naming the format produced."""
 
+    def recorded_hw(self) -> tuple[int, int] | None:
+        """The fixed input H,W the file itself records, where its format records one (ncnn's does not)."""
+        return None
+
     def __call__(self, blob: np.ndarray) -> list[np.ndarray]:
         outputs = self.forward(blob)
         if self._order is None:
@@ -53,7 +57,9 @@ def canonical_order(shapes: list[tuple[int, ...]], spec: ModelSpec) -> list[int]
     expected = list(spec.output_shapes())
     if sorted(flat) != sorted(expected):
         raise ValueError(f"outputs of shapes {[tuple(s) for s in shapes]} do not match {spec.family} "
-                         f"at {spec.input_h}x{spec.input_w}, which has {list(zip(spec.output_names, expected))}")
+                         f"at {spec.input_h}x{spec.input_w}, which has {list(zip(spec.output_names, expected))} "
+                         "(does model.json describe this file: its family and the input_h, input_w it was "
+                         "converted at?)")
     return [flat.index(shape) for shape in expected]
 
 
@@ -107,5 +113,16 @@ def load_backend(path: str | Path, threads: int | None = None, spec: ModelSpec |
     model_path, spec_path = resolve_artifact(path)
     spec = spec or ModelSpec.load(spec_path)
     module_name, class_name = BACKENDS[model_path.suffix].split(":")
-    adapter = getattr(importlib.import_module(module_name), class_name)
-    return adapter(model_path, spec, threads)
+    backend = getattr(importlib.import_module(module_name), class_name)(model_path, spec, threads)
+    recorded = backend.recorded_hw()
+    if recorded is not None and recorded != spec.hw:
+        raise ValueError(f"{spec_path} says the input is {spec.input_h}x{spec.input_w}, but {model_path.name} takes "
+                         f"{recorded[0]}x{recorded[1]}: that model.json does not describe this file (restore the "
+                         f"one its converter wrote, with input_h {recorded[0]} and input_w {recorded[1]})")
+    return backend
+
+
+def fixed_hw(dims) -> tuple[int, int] | None:
+    """(H, W) from a file's two spatial input dims, or None when either is dynamic (a name, None or -1)."""
+    h, w = dims
+    return (h, w) if isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0 else None

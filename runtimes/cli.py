@@ -1,9 +1,12 @@
-"""What every facekit command shares: one exit path (user errors print one line and exit 2, never a traceback)
-and the arguments that pick a model and set up its Detector, each value range-checked by the parser."""
+"""What every facekit command shares: one exit path (user errors print one line and exit 2, never a traceback;
+Ctrl-C and SIGTERM unwind the same way, so no command leaves partial files or temp folders) and the arguments
+that pick a model and set up its Detector, each value range-checked by the parser."""
 from __future__ import annotations
 
 import argparse
 import logging
+import math
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -11,14 +14,40 @@ from pathlib import Path
 from runtimes.detector import MAX_DET, PRE_NMS_TOP_K
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what `timeout`, systemd and docker stop send) raised in the main thread, so every `finally` and
+    every handler of Ctrl-C runs for it too; exits 143 where Ctrl-C exits 130."""
+
+    exit_code = 143
+
+
+def stop_exit_code(stop: KeyboardInterrupt) -> int:
+    return getattr(stop, "exit_code", 130)
+
+
+def stop_name(stop: KeyboardInterrupt) -> str:
+    return "SIGTERM" if isinstance(stop, Terminated) else "Ctrl-C"
+
+
+def _terminate(signum, frame):
+    raise Terminated
+
+
 def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> None:
-    """Run a command's main; FileNotFoundError/ValueError (bad input) → 'error: …' and exit 2, else main's code."""
+    """Run a command's main; FileNotFoundError/ValueError (bad input) → 'error: …' and exit 2, Ctrl-C → 130,
+    SIGTERM → 143, else main's code."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    # Ctrl-C stops even when started with SIGINT ignored (`cmd &` in a script, some supervisors)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         code = main(argv)
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         code = 2
+    except KeyboardInterrupt as stop:
+        print(f"stopped by {stop_name(stop)}: temp files removed, finished outputs kept", file=sys.stderr)
+        code = stop_exit_code(stop)
     sys.exit(code)
 
 
@@ -37,7 +66,7 @@ def _number(text: str, kind: type, ok: Callable[[float], bool], expected: str):
         value = kind(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
-    if not ok(value):
+    if not math.isfinite(value) or not ok(value):
         raise argparse.ArgumentTypeError(f"expected {expected}, got {text}")
     return value
 
@@ -52,12 +81,35 @@ def iou_argument(text: str) -> float:
     return _number(text, float, lambda v: 0 < v <= 1, "an IoU above 0 and at most 1")
 
 
+def fraction_argument(text: str) -> float:
+    """argparse type for a share: 0 to 1."""
+    return _number(text, float, lambda v: 0 <= v <= 1, "a fraction from 0 to 1")
+
+
+def int_range(low: int, high: int, what: str) -> Callable[[str], int]:
+    """argparse type for a whole number from low to high."""
+    return lambda text: _number(text, int, lambda v: low <= v <= high, f"{what} from {low} to {high}")
+
+
+def float_range(low: float, high: float, what: str) -> Callable[[str], float]:
+    """argparse type for a number from low to high."""
+    return lambda text: _number(text, float, lambda v: low <= v <= high, f"{what} from {low:g} to {high:g}")
+
+
 def positive_int(text: str) -> int:
     return _number(text, int, lambda v: v >= 1, "a whole number of 1 or more")
 
 
+def non_negative_int(text: str) -> int:
+    return _number(text, int, lambda v: v >= 0, "a whole number of 0 or more")
+
+
 def positive_number(text: str) -> float:
     return _number(text, float, lambda v: v > 0, "a number above 0")
+
+
+def non_negative_number(text: str) -> float:
+    return _number(text, float, lambda v: v >= 0, "a number of 0 or more")
 
 
 def cap_argument(text: str) -> int | None:

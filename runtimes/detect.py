@@ -12,7 +12,7 @@ from models.default import DEFAULT_MODEL
 from runtimes.cli import add_detector_arguments, add_model_argument, detector_options, run_cli
 from runtimes.detector import Detector
 from runtimes.draw import draw_detections
-from runtimes.files import atomic_write_bytes
+from runtimes.files import atomic_write_bytes, prepare_output
 
 
 def parser() -> argparse.ArgumentParser:
@@ -28,6 +28,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    out = check_out(args.out or args.image.with_name(f"{args.image.stem}_faces.jpg"), args.image)
     image = cv2.imread(str(args.image), cv2.IMREAD_COLOR)
     if image is None:
         raise ValueError(f"{args.image}: cannot be read as an image")
@@ -40,13 +41,22 @@ def main(argv: list[str] | None = None) -> int:
         if detections.landmarks is not None:
             record["landmarks"] = [[round(float(v), 1) for v in p] for p in detections.landmarks[i]]
         print(json.dumps(record))
-    out = args.out or args.image.with_name(f"{args.image.stem}_faces.jpg")
-    ok, encoded = cv2.imencode(out.suffix or ".jpg", draw_detections(image, detections))
+    ok, encoded = cv2.imencode(out.suffix, draw_detections(image, detections))
     if not ok:
-        raise ValueError(f"{out}: cannot encode an image with this suffix")
+        raise ValueError(f"{out}: OpenCV could not encode the annotated image")
     atomic_write_bytes(out, encoded.tobytes())
     print(f"{len(detections)} faces; annotated image: {out}", file=sys.stderr)
     return 0
+
+
+def check_out(out: Path, image: Path) -> Path:
+    """Before any work: an image format OpenCV writes, a writable place, and never the input image itself."""
+    if not out.suffix or not cv2.haveImageWriter(str(out)):
+        raise ValueError(f"{out}: OpenCV writes no image format called {out.suffix or '(no suffix)'!r}; use .jpg, "
+                         ".png, .bmp or .webp")
+    if image.exists() and out.resolve() == image.resolve():
+        raise ValueError(f"{out}: is the input image; choose another --out (nothing was written)")
+    return prepare_output(out)
 
 
 if __name__ == "__main__":

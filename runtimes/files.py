@@ -62,6 +62,44 @@ def atomic_output_dir(final: Path) -> Iterator[Path]:
         replace_dir(tmp, Path(final))
 
 
+def prepare_output(path: Path, suffixes: tuple[str, ...] | None = None) -> Path:
+    """Create the target's folder if missing and prove it is writable; ValueError naming the path if not."""
+    path = Path(path)
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise ValueError(f"{path}: unsupported suffix {path.suffix!r}; use one of {', '.join(suffixes)}")
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder; give a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"{path}: cannot write here ({err.strerror or err})") from err
+    _prove_writable(path.parent, path)
+    return path
+
+
+def prepare_output_dir(path: Path) -> Path:
+    """Prove an output folder is there or can be made, and can be written in, before any work and without
+    creating it; ValueError naming the path if not."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{path}: is a file; give a folder for the outputs")
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise ValueError(f"{path}: cannot be made, {existing} is a file")
+    _prove_writable(existing, path)
+    return path
+
+
+def _prove_writable(folder: Path, target: Path) -> None:
+    """Create and remove a probe file in `folder` (permission bits say nothing to root or on read-only mounts)."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".facekit.", suffix=".probe", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise ValueError(f"{target}: cannot write in {folder} ({err.strerror or err})") from err
+
+
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:

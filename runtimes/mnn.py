@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from runtimes.backend import Backend
+from runtimes.backend import Backend, fixed_hw
 
 
 class MnnBackend(Backend):
@@ -19,6 +19,11 @@ class MnnBackend(Backend):
         if self.module is None:
             raise ValueError(f"{path}: MNN cannot load this model")
         self._expr = MNN.expr
+
+    def recorded_hw(self):
+        inputs = self.module.get_info().get("inputs") or []
+        shape = list(inputs[0].shape) if inputs else []
+        return fixed_hw(shape[2:4]) if len(shape) == 4 else None  # NCHW, as MNNConvert keeps the ONNX's
 
     def forward(self, blob: np.ndarray) -> list[np.ndarray]:
         expr = self._expr

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 
-from runtimes.backend import Backend
+from runtimes.backend import Backend, fixed_hw
 
 
 class OnnxBackend(Backend):
@@ -22,6 +22,10 @@ class OnnxBackend(Backend):
         except Exception as err:  # onnxruntime raises several unrelated types for bad files
             raise ValueError(f"{path}: onnxruntime cannot load this model ({err})") from err
         self.input_name = self.session.get_inputs()[0].name
+
+    def recorded_hw(self):
+        shape = self.session.get_inputs()[0].shape  # NCHW, as the hub exports it
+        return fixed_hw(shape[2:4]) if len(shape) == 4 else None
 
     def forward(self, blob: np.ndarray) -> list[np.ndarray]:
         return self.session.run(None, {self.input_name: blob})

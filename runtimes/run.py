@@ -1,8 +1,9 @@
 """python -m runtimes.run SOURCE [--model ARTIFACT]: faces in a video, an image sequence or a camera, tracked.
 
 Thin over runtimes.video: opens the source and outputs (every bad path fails before any work), runs the
-pipelined loop with a progress bar or a window, and writes the summary. Ctrl-C stops cleanly: the frames in
-flight are finished, the outputs closed with what was processed, the summary written, and the exit code is 130.
+pipelined loop with a progress bar or a window, and writes the summary. Ctrl-C or SIGTERM stops cleanly: the
+frames in flight are finished, the outputs closed with what was processed, the summary written, and the exit code
+is 130 (143 for SIGTERM).
 """
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import argparse
 import contextlib
 import glob
 import json
-import signal
 import sys
 from pathlib import Path
 
@@ -22,14 +22,18 @@ from runtimes.cli import (
     add_detector_arguments,
     add_model_argument,
     detector_options,
+    non_negative_int,
+    non_negative_number,
     positive_int,
     positive_number,
     run_cli,
     score_argument,
+    stop_exit_code,
+    stop_name,
 )
 from runtimes.detector import Detector
-from runtimes.files import atomic_write_text
-from runtimes.sinks import VIDEO_CODECS, JsonlSink, VideoSink, prepare_output
+from runtimes.files import atomic_write_text, prepare_output
+from runtimes.sinks import VIDEO_CODECS, JsonlSink, VideoSink
 from runtimes.smooth import SmootherConfig
 from runtimes.sources import open_source
 from runtimes.track import TrackerConfig
@@ -60,21 +64,21 @@ def parser() -> argparse.ArgumentParser:
                         f"faces (default {tracker.low_score})")
     p.add_argument("--min-hits", type=positive_int, default=tracker.min_hits,
                    help=f"detections before a track gets an id and is shown (default {tracker.min_hits})")
-    p.add_argument("--max-misses", type=int, default=tracker.max_misses,
+    p.add_argument("--max-misses", type=non_negative_int, default=tracker.max_misses,
                    help=f"detection frames without a match before a track dies (default {tracker.max_misses})")
     p.add_argument("--no-smooth", action="store_true", help="show tracked boxes as detected, without temporal "
                                                             "smoothing")
-    p.add_argument("--smooth-min-cutoff", type=float, default=smoother.min_cutoff,
+    p.add_argument("--smooth-min-cutoff", type=positive_number, default=smoother.min_cutoff,
                    help=f"smoothing of still faces, cycles per frame: lower is steadier (default "
                         f"{smoother.min_cutoff})")
-    p.add_argument("--smooth-beta", type=float, default=smoother.beta,
+    p.add_argument("--smooth-beta", type=non_negative_number, default=smoother.beta,
                    help=f"how quickly smoothing lets go as a face moves: higher lags less (default {smoother.beta})")
     p.add_argument("--no-scene-cuts", action="store_true", help="do not reset tracks at scene cuts (a cut "
                    "normally gives every face a new id and forces a detection)")
-    p.add_argument("--reference-runs", type=int, default=10,
+    p.add_argument("--reference-runs", type=non_negative_int, default=10,
                    help="backend-alone runs (x3 blocks) timed on the first frame, the reference the summary's "
                         "efficiency is judged against (default 10; 0 skips it, e.g. under emulation)")
-    p.add_argument("--max-frames", type=int, help="stop after this many frames")
+    p.add_argument("--max-frames", type=positive_int, help="stop after this many frames")
     p.add_argument("--fps", type=positive_number, default=25.0, help="frame rate of image sequences, and of videos or "
                                                            "cameras that report none (default 25)")
     p.add_argument("--show", action="store_true", help="show the annotated frames in a window (needs an OpenCV "
@@ -111,26 +115,19 @@ def summary_path(args) -> Path | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.reference_runs < 0:
-        raise ValueError("--reference-runs must be 0 or more")
-    if args.max_frames is not None and args.max_frames < 1:
-        raise ValueError("--max-frames must be 1 or more")
     model = args.model or DEFAULT_MODEL.artifact()
     tracker = TrackerConfig(high_score=args.score_thr, low_score=args.low_score_thr, min_hits=args.min_hits,
                             max_misses=args.max_misses)
     smoother = SmootherConfig(min_cutoff=args.smooth_min_cutoff, beta=args.smooth_beta)
     summary_file = summary_path(args)
     refuse_overwriting_the_source(args.source, [args.out, args.json, summary_file])
-    for path in (args.json, summary_file):
+    for path, suffixes in ((args.out, tuple(VIDEO_CODECS)), (args.json, None), (summary_file, None)):
         if path is not None:
-            prepare_output(path)
+            prepare_output(path, suffixes)
     detector = Detector.from_artifact(model, threads=args.threads, score_threshold=tracker.low_score,
                                       **detector_options(args))
     if args.show:
         check_window_support()
-    # Ctrl-C ends the run and keeps what was processed, even when started with SIGINT ignored (`cmd &` in a
-    # script, some supervisors): Python then installs no handler of its own
-    signal.signal(signal.SIGINT, signal.default_int_handler)
     source = open_source(args.source, fps=args.fps)
     with contextlib.ExitStack() as stack:
         stack.callback(source.close)
@@ -139,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         run = VideoRun(detector, every=args.every, tracker=tracker, smoother=smoother, smooth=not args.no_smooth,
                        video=video, jsonl=jsonl, draw=args.show, scene_cuts=not args.no_scene_cuts,
                        reference_runs=args.reference_runs)
-        interrupted = stopped = False
+        interrupted, stopped = None, False
         total = min(filter(None, (source.frame_count, args.max_frames)), default=None)
         try:
             with contextlib.closing(run.frames(source, args.max_frames)) as results:
@@ -150,8 +147,8 @@ def main(argv: list[str] | None = None) -> int:
                         if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
                             stopped = True
                             break
-        except KeyboardInterrupt:
-            interrupted = True
+        except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM (see runtimes.cli.run_cli)
+            interrupted = stop
         finally:
             for sink in (video, jsonl):
                 if sink is not None:
@@ -160,13 +157,16 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"{source.name}: no frame could be read ({source.corrupt} unreadable); nothing "
                              "was written")
     summary = {"source": source.name, "model": str(model), "threads": args.threads,
-               **run.summary(), "corrupt_frames": source.corrupt, "interrupted": interrupted,
+               **run.summary(), "corrupt_frames": source.corrupt, "declared_frames": source.frame_count,
+               "ended_early": source.ended_early() and not (interrupted or stopped) and (
+                   args.max_frames is None or run.frames_done < args.max_frames),
+               "interrupted": interrupted is not None, "stopped_by": interrupted and stop_name(interrupted),
                "stopped_by_user": stopped,
                "outputs": {k: str(v) for k, v in (("video", args.out), ("json", args.json)) if v}}
     if summary_file is not None:
         atomic_write_text(summary_file, json.dumps(summary, indent=2) + "\n")
     print(format_summary(summary), file=sys.stderr)
-    return 130 if interrupted else 0
+    return stop_exit_code(interrupted) if interrupted else 0
 
 
 def format_summary(summary: dict) -> str:
@@ -180,8 +180,12 @@ def format_summary(summary: dict) -> str:
              f"{summary['scene_cuts']} scene cuts",
              "stage        mean ms   p90 ms"]
     lines += [f"{stage:<12} {t['mean_ms']:>7.2f}  {t['p90_ms']:>7.2f}" for stage, t in summary["stages"].items()]
+    if summary["ended_early"]:
+        lines.append(f"the stream ended early: {summary['frames'] + summary['corrupt_frames']} of the "
+                     f"{summary['declared_frames']} frames its container declares could be read (a truncated or "
+                     "damaged file?)")
     if summary["interrupted"]:
-        lines.append("interrupted: outputs hold the frames processed until Ctrl-C")
+        lines.append(f"interrupted: outputs hold the frames processed until {summary['stopped_by']}")
     return "\n".join(lines)
 
 

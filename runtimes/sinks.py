@@ -7,32 +7,15 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from runtimes.detections import Detections
+from runtimes.files import prepare_output
 
 VIDEO_CODECS = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "mp4v", ".mov": "mp4v"}
-
-
-def prepare_output(path: Path, suffixes: tuple[str, ...] | None = None) -> Path:
-    """Create the target's folder if missing and prove it is writable; ValueError naming the path if not."""
-    path = Path(path)
-    if suffixes and path.suffix.lower() not in suffixes:
-        raise ValueError(f"{path}: unsupported suffix {path.suffix!r}; use one of {', '.join(suffixes)}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=path.parent)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as err:
-        raise ValueError(f"{path}: cannot write here ({err.strerror or err})") from err
-    if path.is_dir():
-        raise ValueError(f"{path}: is a folder; give a file name")
-    return path
 
 
 class _AtomicFile:

@@ -18,6 +18,7 @@ import numpy as np
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 MAX_CONSECUTIVE_FAILURES = 25  # undecodable reads in a row that end a video stream
+FRAME_COUNT_SLACK = 2  # containers' frame counts are estimates (duration x rate) that can be a frame or two over
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,11 @@ class FrameSource:
 
     def __init__(self) -> None:
         self.corrupt = 0
+        self.positions = 0  # frames read or skipped as unreadable so far
+
+    def ended_early(self) -> bool:
+        """Whether the source ran out well before the frame count its container declares (a truncated file)."""
+        return self.frame_count is not None and self.positions < self.frame_count - FRAME_COUNT_SLACK
 
     def __iter__(self) -> Iterator[Frame]:
         raise NotImplementedError
@@ -66,6 +72,7 @@ class CaptureSource(FrameSource):
                 self.corrupt += failures
                 index += failures
                 failures = 0
+                self.positions = index + 1
                 yield Frame(index, time.monotonic() - start if self.live else index / self.fps, image)
                 index += 1
 
@@ -83,6 +90,7 @@ class ImageSource(FrameSource):
     def __iter__(self) -> Iterator[Frame]:
         for index, path in enumerate(self.paths):
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            self.positions = index + 1
             if image is None:
                 self.corrupt += 1
                 continue

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from runtimes.backend import Backend
+from runtimes.backend import Backend, fixed_hw
 
 
 def interpreter_class():
@@ -30,6 +30,10 @@ class TFLiteBackend(Backend):
             raise ValueError(f"{path}: the TFLite interpreter cannot load this model ({err})") from err
         self.input = self.interpreter.get_input_details()[0]
         self.outputs = self.interpreter.get_output_details()
+
+    def recorded_hw(self):
+        shape = [int(d) for d in self.input["shape"]]  # NHWC, as onnx2tf writes it
+        return fixed_hw(shape[1:3]) if len(shape) == 4 else None
 
     def forward(self, blob: np.ndarray) -> list[np.ndarray]:
         self.interpreter.set_tensor(self.input["index"], _quantize(blob, self.input))

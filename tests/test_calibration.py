@@ -3,7 +3,7 @@ import shutil
 import numpy as np
 import pytest
 
-from calibration_data import build_calibration_set, list_images
+from calibration_data import build_calibration_set, calibration_images, list_images
 from calibration_data.calibration import sample_representative
 from models.spec import scrfd_spec
 from tests.conftest import SAMPLE_CALIBRATION
@@ -24,7 +24,7 @@ def image_folder(tmp_path):
 
 def test_empty_folder_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="no images.*it is empty"):
-        build_calibration_set(tmp_path, SPEC, 10, cache_dir=tmp_path / "cache")
+        calibration_images(tmp_path, 10)
 
 
 def test_a_folder_with_one_image_is_too_small_to_calibrate(image_folder, tmp_path):
@@ -32,9 +32,9 @@ def test_a_folder_with_one_image_is_too_small_to_calibrate(image_folder, tmp_pat
     single.mkdir()
     shutil.copy(next(image_folder.rglob("*.jpg")), single / "face.jpg")
     with pytest.raises(ValueError, match="1 usable calibration images; INT8 needs at least 8"):
-        build_calibration_set(single, SPEC, 100, cache_dir=tmp_path / "cache")
+        calibration_images(single, 100)
     with pytest.raises(ValueError, match="too small"):
-        build_calibration_set(image_folder, SPEC, 1, cache_dir=tmp_path / "cache")
+        calibration_images(image_folder, 1)
 
 
 def test_folder_without_images_names_what_it_found(tmp_path):
@@ -45,23 +45,38 @@ def test_folder_without_images_names_what_it_found(tmp_path):
 
 def test_missing_folder_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such image folder"):
-        build_calibration_set(tmp_path / "nope", SPEC, 10)
+        calibration_images(tmp_path / "nope", 10)
 
 
 def test_unreadable_image_is_named_and_nothing_is_cached(image_folder, tmp_path):
     bad = image_folder / "broken.jpg"
-    bad.write_bytes(b"\xff\xd8 this is not a jpeg")
+    bad.write_bytes(b"\xff\xd8 this is not a jpeg \xff\xd9")  # has JPEG's end marker, so only decoding finds it
     cache = tmp_path / "cache"
     with pytest.raises(ValueError, match="broken.jpg"):
-        build_calibration_set(image_folder, SPEC, 10, cache_dir=cache)
+        build_calibration_set(calibration_images(image_folder, 10), SPEC, cache_dir=cache)
     assert not cache.exists() or not any(cache.iterdir())
+
+
+def test_truncated_images_are_dropped_and_counted(image_folder, tmp_path, caplog):
+    """OpenCV decodes the first 70% of a JPEG and fills the rest with grey: such files must not calibrate."""
+    whole = sorted(image_folder.rglob("*.jpg"))[0].read_bytes()
+    (image_folder / "0_Parade" / "cut.jpg").write_bytes(whole[: len(whole) * 7 // 10])
+    with caplog.at_level("WARNING", logger="facekit"):
+        images = list_images(image_folder)
+    assert len(images) == 10 and all(p.name != "cut.jpg" for p in images)
+    assert "dropped 1 of 11 images that are truncated" in caplog.text and "cut.jpg" in caplog.text
+    only_cut = tmp_path / "cut"
+    only_cut.mkdir()
+    (only_cut / "cut.jpg").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ValueError, match="all 1 images are truncated"):
+        list_images(only_cut)
 
 
 def test_calibration_set_is_deterministic_preprocessed_and_cached(image_folder, tmp_path):
     cache = tmp_path / "cache"
-    first = build_calibration_set(image_folder, SPEC, 8, cache_dir=cache)
+    first = build_calibration_set(calibration_images(image_folder, 8), SPEC, cache_dir=cache)
     cached = list(cache.iterdir())
-    second = build_calibration_set(image_folder, SPEC, 8, cache_dir=cache)
+    second = build_calibration_set(calibration_images(image_folder, 8), SPEC, cache_dir=cache)
     assert first.sha256 == second.sha256 and first.paths == second.paths
     assert [p.name for p in cache.iterdir()] == [p.name for p in cached]
     assert first.canvases.shape == (8, 96, 128, 3) and first.canvases.dtype == np.uint8

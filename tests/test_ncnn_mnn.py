@@ -15,9 +15,10 @@ from converters.ncnn_int8 import HIST_BINS, activation_threshold, calibrate, rew
 from converters.verify import cosine
 from runtimes import load_backend
 from runtimes.ncnn import read_param
-from tests.conftest import SAMPLE_CALIBRATION
+from tests.conftest import SAMPLE_CALIBRATION, SAMPLE_VERIFICATION
 
 REPO = Path(__file__).resolve().parents[1]
+SAMPLE_IMAGE = SAMPLE_VERIFICATION / "3_Riot_Riot_3_178.jpg"
 # MNN's 8-bit artifact by default is int8w: mnnquant's full INT8 of SCRFD moves face scores by ~0.08 on average
 # (-1.5 AP Easy), so it is made only with --mnn-full-int8 (and then rejected by the verification gate)
 BACKENDS = {"tflite": ("fp32", "fp16", "int8"), "ncnn": ("fp32", "fp16", "int8"),
@@ -154,6 +155,20 @@ def test_corrupt_ncnn_param_is_a_clear_error(tmp_path, default_backends):
     (tmp_path / "broken" / "model.param").write_text("7767517\n3 3\nInput in0 0 1\n")
     with pytest.raises(ValueError, match="model.param"):
         load_backend(tmp_path / "broken")
+
+
+@pytest.mark.parametrize("artifact", ["onnx", "tflite-int8", "ncnn-fp32", "mnn-fp32"])
+def test_a_model_json_of_another_input_size_is_named_for_every_backend(tmp_path, default_backends, artifact):
+    """A model.json copied from another conversion: each runtime says so (ncnn, whose file records no input
+    size, when its outputs do not fit), never a runtime's own shape error."""
+    from runtimes.detect import main as detect_main
+
+    shutil.copytree(default_backends[0] / artifact, tmp_path / "wrong")
+    spec = json.loads((tmp_path / "wrong" / "model.json").read_text())
+    (tmp_path / "wrong" / "model.json").write_text(json.dumps({**spec, "input_h": 320}))
+    with pytest.raises(ValueError, match="model.json"):
+        detect_main([str(SAMPLE_IMAGE), "--model", str(tmp_path / "wrong"), "--out", str(tmp_path / "f.jpg")])
+    assert not (tmp_path / "f.jpg").exists()
 
 
 def test_missing_pnnx_is_a_clear_error(tmp_path, monkeypatch):

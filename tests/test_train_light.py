@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -91,6 +92,16 @@ def test_wider_reader_skips_absent_images_and_drops_invalid_faces(tmp_path):
     assert [s.path.name for s in faces.samples] == ["here.jpg"]
     assert faces.samples[0].boxes.tolist() == [[10, 10, 30, 30]]
     assert faces.absent_images == ["e/gone.jpg"] and faces.dropped_boxes == 2
+
+
+def test_boxes_wholly_outside_their_image_are_dropped_and_counted(tmp_path):
+    (tmp_path / "e").mkdir()
+    (tmp_path / "e" / "small.jpg").write_bytes(cv2.imencode(".jpg", np.zeros((80, 100, 3), np.uint8))[1].tobytes())
+    gt = tmp_path / "gt.txt"
+    gt.write_text("e/small.jpg\n3\n10 10 20 20 0 0 0 0 0 0\n5000 4000 30 30 0 0 0 0 0 0\n90 70 30 30 0 0 0 0 0 0\n")
+    faces = read_wider_gt(gt, tmp_path)
+    assert faces.samples[0].boxes.tolist() == [[10, 10, 30, 30], [90, 70, 120, 100]]  # partly inside: kept
+    assert faces.dropped_boxes == 1 and "1 invalid boxes dropped" in faces.summary()
 
 
 def tiny_wider(root: Path, count: int) -> Path:

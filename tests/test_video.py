@@ -262,7 +262,8 @@ def test_no_model_runs_the_shipped_default(short_clip, tmp_path):
     assert summary["frames"] == 10 and summary["faces_per_frame"] >= 1
 
 
-def test_ctrl_c_finishes_and_keeps_what_was_processed(short_clip, tmp_path):
+@pytest.mark.parametrize("stop,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_finishes_and_keeps_what_was_processed(short_clip, tmp_path, stop, code):
     out = tmp_path / "out.mp4"
     process = subprocess.Popen([sys.executable, "-m", "runtimes.run", str(short_clip), "--threads", "1",
                                 "--out", str(out), "--json", str(tmp_path / "out.jsonl")],
@@ -272,11 +273,12 @@ def test_ctrl_c_finishes_and_keeps_what_was_processed(short_clip, tmp_path):
     while not any(p.suffix in (".mp4", ".jsonl") and p.stat().st_size > 0 for p in tmp_path.iterdir()):
         assert time.monotonic() < deadline and process.poll() is None, "no frame was written"
         time.sleep(0.005)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130, stderr[-2000:]
+    assert process.returncode == code, stderr[-2000:]
     summary = json.loads((tmp_path / "out.summary.json").read_text())
     assert summary["interrupted"] is True and 0 < summary["frames"] < 300
+    assert summary["stopped_by"] == ("SIGTERM" if stop == signal.SIGTERM else "Ctrl-C") in stderr
     assert len(read_jsonl(tmp_path / "out.jsonl")) == summary["frames"]
     assert int(cv2.VideoCapture(str(out)).get(cv2.CAP_PROP_FRAME_COUNT)) == summary["frames"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl", "out.mp4", "out.summary.json"]

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from models.registry import MODELS
-from runtimes.cli import hw_argument, positive_int, run_cli
+from runtimes.cli import hw_argument, non_negative_int, positive_int, positive_number, run_cli
 from train_light.engine import TrainConfig, train
 from train_light.recipes import RECIPES
 
@@ -26,13 +26,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="run folder for last.pth, log.csv, training.png "
                    "(default runs/<model>_<H>x<W>)")
     p.add_argument("--batch", type=positive_int, help="images per step per process (default: the recipe's)")
-    p.add_argument("--lr", type=float, help="base learning rate (default: the recipe's)")
-    p.add_argument("--workers", type=int, default=2, help="data-loading processes")
-    p.add_argument("--seed", type=int, default=0, help="seed of the data order and augmentation")
+    p.add_argument("--lr", type=positive_number, help="base learning rate (default: the recipe's)")
+    p.add_argument("--workers", type=non_negative_int, default=2, help="data-loading processes (0: load in the "
+                                                                       "training process)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the data order and augmentation")
     p.add_argument("--resume", action="store_true", help="continue from <out>/last.pth")
     p.add_argument("--init", type=Path, help="fine-tune from weights: a .pth (Ultra-Light's, or a checkpoint) or "
                    "an official SCRFD .onnx (imported)")
-    p.add_argument("--eval-every", type=int, default=0,
+    p.add_argument("--eval-every", type=non_negative_int, default=0,
                    help="evaluate on the WIDER val images every K epochs and at the end (0: never)")
     p.add_argument("--eval-size", type=hw_argument, default=(640, 640), help="evaluation input H,W")
     p.add_argument("--eval-images", type=positive_int,

@@ -1,8 +1,8 @@
 """Training data: WIDER FACE ground truth (boxes) or RetinaFace-style label.txt (boxes + 5 landmarks).
 
 A sample is an image path with its faces as xyxy boxes in original pixels and, when labelled, landmarks.
-Invalid boxes are dropped while parsing; listed images that are absent are skipped and counted. A malformed
-file raises ValueError naming the file and the line.
+Invalid boxes (flagged, without area, or wholly outside their image) are dropped and counted; listed images
+that are absent are skipped and counted. A malformed file raises ValueError naming the file and the line.
 """
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from calibration_data.images import image_size
 
 WIDER_GT = Path("wider_face_split") / "wider_face_train_bbx_gt.txt"
 WIDER_IMAGES = Path("WIDER_train") / "images"
@@ -70,6 +72,24 @@ def _valid(x: float, y: float, w: float, h: float) -> bool:
     return w > 0 and h > 0 and x >= 0 and y >= 0
 
 
+def inside_image(path: Path, boxes: np.ndarray) -> np.ndarray:
+    """Which (K,4) xyxy boxes have some area inside the image, its size read from the file header (all of them
+    where the size cannot be read without decoding)."""
+    size = image_size(path)
+    if size is None:
+        return np.ones(len(boxes), bool)
+    return (boxes[:, 0] < size[0]) & (boxes[:, 1] < size[1])
+
+
+def add_sample(faces: FaceList, path: Path, boxes: list, points: list | None = None) -> None:
+    """Append the image's faces, dropping and counting boxes wholly outside it."""
+    boxes = np.array(boxes, np.float32).reshape(-1, 4)
+    keep = inside_image(path, boxes)
+    faces.dropped_boxes += int((~keep).sum())
+    landmarks = None if points is None else np.array(points, np.float32).reshape(-1, 5, 2)[keep]
+    faces.samples.append(Sample(path, boxes[keep], landmarks))
+
+
 def read_wider_gt(gt_file: Path, images: Path) -> FaceList:
     """The official format: a name line, a count line, then count lines of x y w h blur expr illum invalid occl pose.
 
@@ -106,7 +126,7 @@ def read_wider_gt(gt_file: Path, images: Path) -> FaceList:
         if not path.is_file():
             faces.absent_images.append(name)
             continue
-        faces.samples.append(Sample(path, np.array(boxes, np.float32).reshape(-1, 4)))
+        add_sample(faces, path, boxes)
     if not faces.samples:
         raise ValueError(f"{gt_file}: none of its {len(faces.absent_images)} listed images is under {images}")
     return faces
@@ -123,8 +143,7 @@ def read_retinaface_labels(label_file: Path, images: Path) -> FaceList:
         if not (images / name).is_file():
             faces.absent_images.append(name)
             return
-        faces.samples.append(Sample(images / name, np.array(boxes, np.float32).reshape(-1, 4),
-                                    np.array(points, np.float32).reshape(-1, 5, 2)))
+        add_sample(faces, images / name, boxes, points)
 
     for number, line in enumerate(label_file.read_text().splitlines(), 1):
         if line.startswith("#"):

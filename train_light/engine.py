@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from models.registry import entry, load_state_dict
 from models.spec import ModelSpec
-from runtimes.files import atomic_write_bytes
+from runtimes.files import atomic_write_bytes, prepare_output_dir
 from train_light.data import load_faces
 from train_light.dataset import EpochSampler, TrainSet
 from train_light.evaluation import evaluate_model
@@ -30,6 +30,7 @@ from train_light.recipes import RECIPES, learning_rate
 
 log = logging.getLogger("facekit.train")
 CHECKPOINT = "last.pth"
+RESUME_KEYS = {"model_name", "spec", "epoch", "model", "optimizer", "config", "history"}
 
 
 @dataclass
@@ -102,11 +103,24 @@ def save_checkpoint(path: Path, state: dict) -> None:
 def load_checkpoint(path: Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no checkpoint to resume from (train without --resume first)")
-    return torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # torch raises RuntimeError, EOFError, pickle and zip errors for cut files
+        raise ValueError(f"{path}: the checkpoint is damaged and cannot be resumed ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0] if str(err) else 'truncated'}); restore a copy, or train "
+                         "again without --resume into another --out") from err
+    if not isinstance(state, dict) or not RESUME_KEYS <= state.keys():
+        raise ValueError(f"{path}: not a train_light checkpoint (it lacks {', '.join(sorted(RESUME_KEYS))}); "
+                         "to start from plain weights use --init instead of --resume")
+    return state
 
 
 def train(config: TrainConfig) -> Path:
     """Train as configured; returns the path of the last checkpoint."""
+    prepare_output_dir(config.out)
+    if not config.resume and (config.out / CHECKPOINT).is_file():
+        raise ValueError(f"{config.out / CHECKPOINT}: an earlier run's checkpoint is there; pass --resume to "
+                         "continue it, or another --out (nothing was overwritten)")
     rank, world = distributed()
     recipe = RECIPES[entry(config.model).family]
     hw = config.hw or recipe.train_hw
@@ -178,11 +192,19 @@ def resume(path: Path, config: TrainConfig, hw: tuple[int, int], model: nn.Modul
     if started_for != config.epochs:  # the LR steps are fractions of the total: a new total moves them
         raise ValueError(f"{path} was started for {started_for} epochs; resume with --epochs {started_for} "
                          f"(another total would move the learning-rate steps mid-run)")
+    changed = [f"--{key} {state['config'].get(key)} (now {getattr(config, key)})" for key in TRAJECTORY
+               if state["config"].get(key) != getattr(config, key)]
+    if changed:  # the run would no longer be the one the checkpoint belongs to, nor reproducible
+        raise ValueError(f"{path} was trained with {', '.join(changed)}; resume with the same settings, or "
+                         "start a new run into another --out")
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     history.rows = state["history"]
     log.info("resumed from %s after epoch %d", path, state["epoch"])
     return state["epoch"]
+
+
+TRAJECTORY = ("batch", "lr", "seed", "robust")  # settings a resumed run must share with its checkpoint
 
 
 def run_epoch(net: nn.Module, loader: DataLoader, optimizer, scaler, recipe, spec: ModelSpec, config: TrainConfig,
@@ -191,8 +213,10 @@ def run_epoch(net: nn.Module, loader: DataLoader, optimizer, scaler, recipe, spe
     device = torch.device(config.device)
     sums: dict[str, float] = {}
     seen, started, steps = 0, time.perf_counter(), len(loader)
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False, disable=rank != 0,
-               mininterval=0.1 if sys.stderr.isatty() else 30)  # a log file gets a line every 30 s
+    # a bar only on a terminal: in a log file tqdm's first line (0/N) would stand for the whole epoch; the
+    # epoch line after it says how it went
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False,
+               disable=rank != 0 or not sys.stderr.isatty())
     for step, (images, targets) in enumerate(bar):
         lr = learning_rate(recipe, base_lr, epoch + step / steps, config.epochs)
         for group in optimizer.param_groups:

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from models.registry import MODELS, entry
-from runtimes.cli import hw_argument, run_cli
+from runtimes.cli import hw_argument, non_negative_int, positive_int, run_cli
 from runtimes.files import atomic_write_bytes
 from train_light.data import load_faces
 from train_light.dataset import TrainSet
@@ -41,10 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", required=True, choices=sorted(MODELS), help="whose recipe augments")
     p.add_argument("--data", required=True, type=Path, help="training set (as python -m train_light --data)")
     p.add_argument("--size", type=hw_argument, help="training crop H,W (default: the recipe's)")
-    p.add_argument("--count", type=int, default=16, help="samples per sheet")
-    p.add_argument("--epochs", type=int, default=2, help="sheets: the same images as epochs 0..N-1 augment them")
+    p.add_argument("--count", type=positive_int, default=16, help="samples per sheet")
+    p.add_argument("--epochs", type=positive_int, default=2,
+                   help="sheets: the same images as epochs 0..N-1 augment them")
     p.add_argument("--robust", action="store_true", help="include the blur/JPEG/gamma augmentations")
-    p.add_argument("--seed", type=int, default=0, help="augmentation seed")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="augmentation seed")
     p.add_argument("--out", type=Path, default=Path("runs/augmented"), help="folder for the PNGs")
     args = p.parse_args(argv)
     recipe = RECIPES[entry(args.model).family]
