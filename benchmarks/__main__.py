@@ -18,6 +18,8 @@ from benchmarks.device import device_record
 from benchmarks.harness import default_images, run, targets_in
 from benchmarks.report import write_report
 from calibration_data.images import read_image
+from models.families import FAMILIES
+from runtimes.backend import RUNTIMES
 from runtimes.cli import hw_argument, non_negative_int, positive_int, run_cli
 from runtimes.files import prepare_output_dir
 
@@ -33,7 +35,7 @@ def parser() -> argparse.ArgumentParser:
                    help="a folder of artifact folders, as python -m converters.all writes (repeatable)")
     p.add_argument("--onnx", type=Path, help="benchmark an ONNX file: its hub artifact is made first with "
                                              "converters.onnx (needs --family and --hw; the convert extra)")
-    p.add_argument("--family", choices=("scrfd", "ultraface"), help="with --onnx")
+    p.add_argument("--family", choices=tuple(FAMILIES), help="with --onnx: its detector family")
     p.add_argument("--hw", type=hw_argument, help="with --onnx: H,W of the fixed input (divisible by 32)")
     p.add_argument("--threads", type=threads_argument, default=[1, 2], help="thread counts, comma-separated "
                    "(default 1,2); counts above the usable cores are skipped with a note")
@@ -45,6 +47,9 @@ def parser() -> argparse.ArgumentParser:
                    "640x480 one, then a large one; default: cut from the shared WIDER val image 0_Parade_Parade_0_611)")
     p.add_argument("--eval", type=Path, action="append", default=[], help="python -m eval report.json files: adds "
                                                                           "the AP-vs-latency plot")
+    p.add_argument("--runtime", action="append", default=[], choices=tuple(RUNTIMES),
+                   help="run the artifacts of its file type with this runtime (repeat to measure each, e.g. "
+                        "--runtime onnxruntime --runtime opencv for the .onnx files); default: each file type's own")
     p.add_argument("--device-label", help="name of this device in reports (default: CPU, architecture, cores)")
     p.add_argument("--out", type=Path, default=Path("benchmark_results"), help="output folder")
     return p
@@ -99,7 +104,7 @@ def benchmark(args) -> int:
     threads = args.threads
     prepare_output_dir(args.out)
     models = list(args.model) + ([hub_from_onnx(args)] if args.onnx else [])
-    targets = targets_in(models, args.artifacts)
+    targets = targets_in(models, args.artifacts, args.runtime)
     if not targets:
         raise ValueError("nothing to benchmark: pass --model ARTIFACT, --artifacts DIR or --onnx FILE")
     if args.image and len(args.image) != 2:

@@ -13,10 +13,9 @@ import cv2
 from tqdm import tqdm
 
 from models.spec import ModelSpec
-from runtimes.backend import BACKENDS, resolve_artifact
+from runtimes.backend import RUNTIMES, SUFFIXES, resolve_artifact, runtime_for
 from runtimes.files import atomic_write_bytes, shared_dir
 
-RUNTIME_NAMES = {".onnx": "onnxruntime", ".tflite": "litert", ".param": "ncnn", ".mnn": "mnn"}
 LARGE_IMAGE = Path("data/widerface/WIDER_val/images/0--Parade/0_Parade_Parade_0_611.jpg")  # 1024×683, 10 faces
 
 
@@ -39,8 +38,10 @@ def artifact_size_mb(model_file: Path) -> float:
     return round(sum(f.stat().st_size for f in files if f.is_file()) / 1e6, 3)
 
 
-def target_for(folder: Path) -> Target:
+def target_for(folder: Path, runtime: str | None = None) -> Target:
+    """The artifact in `folder`, run by `runtime` (default: its file type's own; labelled when another)."""
     model_file, spec_file = resolve_artifact(folder)
+    chosen = runtime_for(model_file, runtime)
     if not spec_file.is_file():
         raise FileNotFoundError(f"{spec_file}: missing; describe a third-party file first (python -m "
                                 "converters.describe FILE --family F --hw H,W --out DIR)")
@@ -50,23 +51,30 @@ def target_for(folder: Path) -> Target:
     onnx = model_file if model_file.suffix == ".onnx" else hub if hub.is_file() else None
     if onnx is not None and onnx != model_file and ModelSpec.load(hub.with_name("model.json")).hw != spec.hw:
         onnx = None
-    return Target(folder, f"{folder.parent.name}/{folder.name}", folder.parent.name, RUNTIME_NAMES[model_file.suffix],
-                  spec.provenance.precision, artifact_size_mb(model_file), spec.hw, onnx)
+    label = f"{folder.parent.name}/{folder.name}" + (f" ({chosen.name})" if chosen != runtime_for(model_file) else "")
+    return Target(folder, label, folder.parent.name, chosen.name, spec.provenance.precision,
+                  artifact_size_mb(model_file), spec.hw, onnx)
 
 
-def targets_in(folders: list[Path], sets: list[Path]) -> list[Target]:
-    """Artifact folders given one by one, then every artifact folder (with a model.json) inside each set folder."""
+def targets_in(folders: list[Path], sets: list[Path], runtimes: list[str] = ()) -> list[Target]:
+    """Artifact folders given one by one, then every artifact folder (with a model.json) inside each set folder;
+    each once per runtime in `runtimes` that runs its file type (by its own runtime where none does)."""
     chosen = [Path(f) for f in folders]
     for root in map(Path, sets):
         if not root.is_dir():
             raise FileNotFoundError(f"{root}: no such folder of artifacts")
         found = sorted(p.parent for p in root.glob("*/model.json")
-                       if any(q.suffix in BACKENDS for q in p.parent.iterdir()))
+                       if any(q.suffix in SUFFIXES for q in p.parent.iterdir()))
         if not found:
             raise FileNotFoundError(f"{root}: holds no artifact folders (expected e.g. onnx/, tflite-int8/ from "
                                     "python -m converters.all)")
         chosen += sorted(found, key=lambda p: (p.name != "onnx", p.name))
-    return [target_for(folder) for folder in chosen]
+    targets = []
+    for folder in chosen:
+        suffix = resolve_artifact(folder)[0].suffix
+        able = [r for r in runtimes if RUNTIMES[r].suffix == suffix] or [None]
+        targets += [target_for(folder, runtime) for runtime in able]
+    return targets
 
 
 def default_images(folder: Path | None = None) -> list[Path]:
@@ -91,7 +99,8 @@ def measure_in_fresh_process(target: Target, threads: int, runs: int, warmup: in
                              timeout: float = 900) -> dict:
     """Run benchmarks.measure in a new interpreter; its JSON, or {'error': …} naming what failed."""
     command = [sys.executable, "-m", "benchmarks.measure", "--model", str(target.folder), "--threads", str(threads),
-               "--runs", str(runs), "--warmup", str(warmup)] + [a for i in images for a in ("--image", str(i))]
+               "--runs", str(runs), "--warmup", str(warmup), "--runtime", target.runtime] + [
+        a for i in images for a in ("--image", str(i))]
     repo = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")]))}
     try:

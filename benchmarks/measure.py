@@ -74,28 +74,29 @@ def stats(times: list[float], blocks: int = 3) -> dict:
             "spread": round((p90 - p10) / median, 4), "runs": len(times)}
 
 
-def import_runtime(suffix: str) -> None:
-    """Import the runtime package an artifact needs (the adapters import theirs lazily, at load)."""
-    if suffix == ".tflite":
+def import_runtime(runtime) -> None:
+    """Import the package a runtime needs (the adapters import theirs lazily, at load)."""
+    if runtime.name == "litert":
         from runtimes.tflite import interpreter_class
 
-        interpreter_class()
+        interpreter_class()  # the lightest of LiteRT, tflite_runtime and TensorFlow that is installed
     else:
-        importlib.import_module({".onnx": "onnxruntime", ".param": "ncnn", ".mnn": "MNN"}[suffix])
+        importlib.import_module(runtime.package)
 
 
-def measure(model: Path, threads: int, runs: int, warmup: int, images: list[Path]) -> dict:
+def measure(model: Path, threads: int, runs: int, warmup: int, images: list[Path], runtime: str | None = None
+            ) -> dict:
     cores = pin_to_cores(threads)
     import cv2
 
-    from runtimes.backend import load_backend, resolve_artifact
+    from runtimes.backend import load_backend, resolve_artifact, runtime_for
     from runtimes.detector import Detector
     from runtimes.preprocess import prepare
 
     record = {"cores": cores, "rss_base_mib": round(rss_mib(), 1)}
-    import_runtime(resolve_artifact(model)[0].suffix)
+    import_runtime(runtime_for(resolve_artifact(model)[0], runtime))
     record["rss_runtime_import_mib"] = round(rss_mib(), 1)
-    backend = load_backend(model, threads)
+    backend = load_backend(model, threads, runtime=runtime)
     record["rss_loaded_mib"] = round(rss_mib(), 1)
     detector = Detector(backend, score_threshold=0.5)
     pictures = []
@@ -128,8 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=60)
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--image", type=Path, action="append", required=True, help="first: the 640x480 image")
+    p.add_argument("--runtime", help="the runtime that runs the artifact (default: its file type's own)")
     args = p.parse_args(argv)
-    print(json.dumps(measure(args.model, args.threads, args.runs, args.warmup, args.image)))
+    print(json.dumps(measure(args.model, args.threads, args.runs, args.warmup, args.image, args.runtime)))
     return 0
 
 

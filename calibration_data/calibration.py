@@ -25,10 +25,6 @@ class CalibrationSet:
     paths: tuple[Path, ...]
     sha256: str
 
-    def unit_nhwc(self) -> np.ndarray:
-        """(N,H,W,3) float32 in 0..1: what onnx2tf's -cind wants (it applies mean/std itself)."""
-        return self.canvases.astype(np.float32) / 255.0
-
     def normalized(self, spec: ModelSpec, layout: str = "NCHW") -> np.ndarray:
         """(N,…) float32 (x-mean)/std: the model's input for quantizers that run the float model."""
         return normalize(self.canvases, spec, layout)

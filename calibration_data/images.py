@@ -8,7 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+from runtimes.files import IMAGE_SUFFIXES
+
 TAIL_BYTES = 4096  # where an end marker must be: cameras may append a little padding after it
 
 log = logging.getLogger("facekit")

@@ -10,16 +10,11 @@ import json
 import traceback
 from dataclasses import asdict
 
-from converters.common import output_dir
-from converters.mnn import MNN
-from converters.ncnn import NCNN
-from converters.ort import ORT
+from converters.api import BACKENDS
+from converters.options import ConvertOptions
 from converters.pipeline import ArtifactResult, add_backend_arguments, prepare_shared, run_backend, summary_table
-from converters.tflite import TFLITE
 from runtimes.cli import run_cli
 from runtimes.files import atomic_write_text
-
-BACKENDS = (TFLITE, NCNN, MNN, ORT)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -28,26 +23,26 @@ def parser() -> argparse.ArgumentParser:
         "ONNX Runtime static INT8, in one run, and "
         "verify every artifact against the ONNX. Writes <out>/summary.md and summary.json."))
     add_backend_arguments(p)
-    for backend in BACKENDS:
+    for backend in BACKENDS.values():
         backend.add_arguments(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    shared = prepare_shared(args)
+    options = ConvertOptions.from_args(parser().parse_args(argv))
+    shared = prepare_shared(options)
     results: list[ArtifactResult] = []
     failures: dict[str, str] = {}
-    for backend in [b for b in BACKENDS if args.int8 or not b.int8_only]:
+    for backend in [b for b in BACKENDS.values() if options.int8 or not b.int8_only]:
         try:
-            results += run_backend(backend, args, shared)
+            results += run_backend(backend, options, shared)
         except Exception as err:  # one backend's failure must not stop the others; it is reported below
             failures[backend.name] = f"{type(err).__name__}: {err}"
             traceback.print_exc()
     table = summary_table(results)
     if failures:
         table += "\n\nBackends that failed:\n" + "\n".join(f"- {name}: {why}" for name, why in failures.items())
-    out = output_dir(args)
+    out = options.out_dir
     atomic_write_text(out / "summary.md", table + "\n")
     atomic_write_text(out / "summary.json", json.dumps({
         "artifacts": [{"folder": str(r.folder), "precision": r.precision, "size_bytes": r.size_bytes,

@@ -1,4 +1,4 @@
-"""What every converter CLI shares: source arguments, output folders, held-out images, versions, error exits."""
+"""What every converter CLI shares: source arguments, held-out images, step logs, tool output capture."""
 from __future__ import annotations
 
 import argparse
@@ -12,23 +12,12 @@ from pathlib import Path
 
 from calibration_data.calibration import default_verification_dir, sample_representative
 from calibration_data.images import list_images
+from converters.options import VERIFY_COUNT, UsageError
 from models.default import DEFAULT_MODEL
+from models.families import FAMILIES, family_help
 from runtimes.cli import hw_argument, int_range, positive_int
 
 log = logging.getLogger("facekit")
-
-SOURCE_HELP = (
-    "Pass an ONNX file and its family, e.g.\n"
-    "  --onnx scrfd_500m_kps.onnx --family scrfd\n"
-    "or a registered PyTorch model and its weights, e.g.\n"
-    "  --model ultraface_rfb --weights version-RFB-640.pth\n"
-    "or nothing, for the kit's own trained default model."
-)
-VERIFY_COUNT = 16
-
-
-class UsageError(ValueError):
-    """A problem with what the user asked for; the CLI prints it and exits 2."""
 
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,8 +25,8 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     src = parser.add_argument_group("model source (one of; none: the kit's trained default "
                                     f"{DEFAULT_MODEL.name}, {DEFAULT_MODEL.model} from {DEFAULT_MODEL.weights_label})")
     src.add_argument("--onnx", type=Path, help="an existing ONNX file (e.g. insightface's scrfd_500m_kps.onnx)")
-    src.add_argument("--family", choices=("scrfd", "ultraface"),
-                     help="with --onnx: the detector family; checked against the output shapes")
+    src.add_argument("--family", choices=tuple(FAMILIES),
+                     help=f"with --onnx: the detector family, checked against the output shapes ({family_help()})")
     src.add_argument("--model",
                      help="a registered PyTorch model: scrfd_500m, scrfd_500m_kps, ultraface_slim, ultraface_rfb")
     src.add_argument("--weights", type=Path, help="with --model: a state dict (.pth) loaded strictly")
@@ -56,34 +45,6 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help="show the converters' own logs")
 
 
-def check_source(args: argparse.Namespace) -> None:
-    """Exactly one complete source: --onnx with --family, --model with --weights, or none (the default model)."""
-    if args.onnx and args.model:
-        raise UsageError("give either --onnx or --model, not both")
-    if args.weights and not args.model:  # else the default model would be converted and --weights ignored
-        raise UsageError(f"--weights {args.weights} needs --model NAME, the registered model they belong to\n"
-                         f"{SOURCE_HELP}")
-    if args.onnx and not args.family:
-        raise UsageError(f"--onnx {args.onnx} needs --family scrfd or --family ultraface")
-    if args.model:
-        from models.registry import entry  # torch: converters only
-
-        entry(args.model)  # a misspelt name lists the registered ones before any work
-    if args.model and not args.weights:
-        raise UsageError(f"--model {args.model} needs --weights PATH\n{SOURCE_HELP}")
-    for given, what in ((args.onnx, "ONNX"), (args.weights, "weights")):
-        if given is not None and not given.is_file():
-            raise FileNotFoundError(f"{given}: no such {what} file")
-    if not args.onnx and not args.model:
-        if not DEFAULT_MODEL.weights.is_file():
-            raise UsageError(f"no model given and the default weights {DEFAULT_MODEL.weights} are missing "
-                             f"(a damaged checkout?).\n{SOURCE_HELP}")
-        log.info("no model given: converting the kit's default, %s (%s, %s)", DEFAULT_MODEL.name,
-                 DEFAULT_MODEL.model, DEFAULT_MODEL.weights_label)
-        args.model, args.weights = DEFAULT_MODEL.model, DEFAULT_MODEL.weights
-        args.name = args.name or DEFAULT_MODEL.name
-
-
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -94,15 +55,6 @@ def source_label(path: Path) -> str:
         return Path(path).resolve().relative_to(REPO).as_posix()
     except ValueError:
         return str(path)
-
-
-def source_name(args: argparse.Namespace) -> str:
-    return args.name or args.model or args.onnx.stem
-
-
-def output_dir(args: argparse.Namespace) -> Path:
-    h, w = args.hw
-    return args.out or Path("artifacts") / f"{source_name(args)}_{h}x{w}"
 
 
 def held_out_images(folder: Path | None, count: int = VERIFY_COUNT) -> list[Path]:

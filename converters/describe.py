@@ -13,16 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from converters.onnx import spec_for
-from models.spec import ModelSpec, Provenance, scrfd_spec, ultraface_spec
-from runtimes.backend import (
-    BACKENDS,
-    canonical_order,
-    head_map_grids,
-    load_backend,
-    resolve_artifact,
-    rows_from_head_maps,
-)
+from models.families import FAMILIES, family, family_help
+from models.spec import ModelSpec, Provenance
+from runtimes.backend import SUFFIXES, load_backend, resolve_artifact
 from runtimes.cli import float_range, positive_int, positive_number, run_cli
 from runtimes.files import atomic_output_dir, prepare_output_dir, sha256_file
 
@@ -32,25 +25,20 @@ def companions(model_path: Path) -> list[Path]:
     return [model_path, model_path.with_suffix(".bin")] if model_path.suffix == ".param" else [model_path]
 
 
-def describe(model_path: Path, family: str, h: int, w: int, layout: str, mean: float, std: float,
-             channel_order: str, resize: str, precision: str) -> ModelSpec:
-    """A spec for the artifact, with its outputs checked against `family` at h×w."""
-    provisional = (scrfd_spec if family == "scrfd" else lambda n, h, w, **_: ultraface_spec(n, h, w))(
-        "probe", h, w, landmarks=False)
-    provisional = provisional.with_changes(layout=layout)
+def describe(model_path: Path, family_name: str, h: int, w: int, layout: str, precision: str, resize: str,
+             mean: float | None = None, std: float | None = None, channel_order: str | None = None) -> ModelSpec:
+    """A spec for the artifact, its outputs checked against the family at h×w; preprocessing not given is the
+    family's own."""
+    known = family(family_name)
+    provisional = known.default_spec(model_path.stem, h, w).with_changes(layout=layout)
     backend = load_backend(model_path, spec=provisional)
     shape = (1, 3, h, w) if layout == "NCHW" else (1, h, w, 3)
-    raw = backend.forward(np.zeros(shape, np.float32))
-    maps = [np.shape(o)[-3] for o in raw if family == "scrfd" and np.shape(o)[-2:] in head_map_grids(provisional)]
-    if maps:  # raw (A·C, H, W) head maps: the score maps have A channels, the fewest
-        provisional = provisional.with_changes(anchors_per_location=min(maps))
-    shapes = [np.shape(o) for o in rows_from_head_maps(raw, provisional)]
-    spec = spec_for(family, model_path.stem, h, w, shapes)
-    canonical_order(shapes, spec)  # the outputs really are this family's, or a clear error
-    return spec.with_changes(layout=layout, mean=(mean,) * 3, std=(std,) * 3, channel_order=channel_order,
-                             resize=resize, provenance=Provenance(
-                                 source=str(model_path), source_sha256=sha256_file(model_path),
-                                 converter="third-party (described by converters.describe)", precision=precision))
+    spec = known.spec_from_raw(model_path.stem, h, w, backend.forward(np.zeros(shape, np.float32)))
+    return spec.with_changes(
+        layout=layout, mean=(mean,) * 3 if mean is not None else spec.mean, std=(std,) * 3 if std is not None
+        else spec.std, channel_order=channel_order or spec.channel_order, resize=resize,
+        provenance=Provenance(source=str(model_path), source_sha256=sha256_file(model_path),
+                              converter="third-party (described by converters.describe)", precision=precision))
 
 
 def size_argument(text: str) -> tuple[int, int]:
@@ -65,17 +53,20 @@ def size_argument(text: str) -> tuple[int, int]:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m converters.describe", description=(
         "Copy a third-party face-detector artifact into --out with a model.json, its family checked against its "
-        f"output shapes, so `python -m eval` and the runtimes can use it. Artifacts: {', '.join(BACKENDS)}."))
+        f"output shapes, so `python -m eval` and the runtimes can use it. Artifacts: {', '.join(SUFFIXES)}."))
     p.add_argument("artifact", type=Path, help="the model file (for ncnn the .param, its .bin beside it)")
-    p.add_argument("--family", required=True, choices=("scrfd", "ultraface"), help="detector family")
+    p.add_argument("--family", required=True, choices=tuple(FAMILIES), help=f"detector family ({family_help()})")
     p.add_argument("--hw", required=True, type=size_argument,
                    help="input H,W the artifact runs at (e.g. 480,640; Ultra-Light's own 240,320)")
     p.add_argument("--layout", choices=("NCHW", "NHWC"), default="NCHW",
                    help="input layout the artifact expects (TFLite files are usually NHWC)")
-    p.add_argument("--mean", type=float_range(0, 255, "a pixel value"),
-                   help="pixel mean, 0 to 255 (default: 127.5 for scrfd, 127 for ultraface)")
-    p.add_argument("--std", type=positive_number, default=128.0, help="pixel std, above 0 (default 128)")
-    p.add_argument("--bgr", action="store_true", help="the artifact takes BGR input (default RGB)")
+    defaults = ", ".join(f"{name} {s.channel_order} mean {s.mean[0]:g} std {s.std[0]:g}" for name, s in
+                         ((name, known.default_spec(name, 32, 32)) for name, known in FAMILIES.items()))
+    p.add_argument("--mean", type=float_range(0, 255, "a pixel value"), help="pixel mean, 0 to 255 (default: the "
+                                                                              f"family's: {defaults})")
+    p.add_argument("--std", type=positive_number, help="pixel std, above 0 (default: the family's)")
+    p.add_argument("--channel-order", choices=("RGB", "BGR"), help="the artifact's input channels (default: the "
+                                                                   "family's)")
     p.add_argument("--resize", choices=("letterbox", "stretch"), default="letterbox", help="default resize mode")
     p.add_argument("--precision", default="fp32", help="what the artifact stores, for the report (default fp32)")
     p.add_argument("--out", type=Path, required=True, help="folder to copy the artifact and its model.json into")
@@ -87,9 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     h, w = args.hw
     prepare_output_dir(args.out)
     model_path, _ = resolve_artifact(args.artifact)
-    mean = args.mean if args.mean is not None else (127.5 if args.family == "scrfd" else 127.0)
-    spec = describe(model_path, args.family, h, w, args.layout, mean, args.std, "BGR" if args.bgr else "RGB",
-                    args.resize, args.precision)
+    spec = describe(model_path, args.family, h, w, args.layout, args.precision, args.resize, args.mean, args.std,
+                    args.channel_order)
     with atomic_output_dir(args.out) as tmp:
         for file in companions(model_path):
             shutil.copyfile(file, tmp / f"model{file.suffix}")

@@ -15,6 +15,8 @@ import numpy as np
 
 from calibration_data.calibration import default_verification_dir, sample_representative
 from calibration_data.images import list_images, read_images
+from converters.verify import cosine
+from models.families import family
 from runtimes.backend import load_backend
 from runtimes.cli import positive_int, run_cli
 from runtimes.files import atomic_write_text
@@ -36,10 +38,8 @@ def tensor_error(name: str, reference: np.ndarray, test: np.ndarray) -> TensorEr
     ref, got = reference.astype(np.float64).ravel(), test.astype(np.float64).ravel()
     noise = float(np.sum((ref - got) ** 2))
     sqnr = float("inf") if noise == 0 else float(10 * np.log10(max(float(np.sum(ref ** 2)), 1e-30) / noise))
-    denominator = np.linalg.norm(ref) * np.linalg.norm(got)
-    return TensorError(name, round(sqnr, 2), float(ref @ got / denominator) if denominator else 1.0,
-                       float(np.abs(ref - got).max()), (float(ref.min()), float(ref.max())),
-                       (float(got.min()), float(got.max())))
+    return TensorError(name, round(sqnr, 2), cosine(ref, got), float(np.abs(ref - got).max()),
+                       (float(ref.min()), float(ref.max())), (float(got.min()), float(got.max())))
 
 
 def inspect(artifact: Path, reference: Path, images: list[Path]) -> list[TensorError]:
@@ -57,7 +57,8 @@ def inspect(artifact: Path, reference: Path, images: list[Path]) -> list[TensorE
             outputs[name][0].append(a)
             outputs[name][1].append(b)
     errors = [tensor_error(name, np.concatenate(a), np.concatenate(b)) for name, (a, b) in outputs.items()]
-    return sorted(errors, key=lambda e: (not e.name.startswith("score"), e.name))
+    scores = family(spec.family).score_outputs(spec)
+    return sorted(errors, key=lambda e: (e.name not in scores, e.name))
 
 
 def markdown(errors: list[TensorError]) -> str:

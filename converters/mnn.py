@@ -44,7 +44,11 @@ def quantization_config(job: ConvertJob, folder: Path) -> dict:
     return {"format": spec.channel_order, "mean": list(spec.mean), "normal": [1.0 / s for s in spec.std],
             "width": spec.input_w, "height": spec.input_h, "path": f"{folder}/",
             "used_image_num": len(job.calibration.canvases),
-            "feature_quantize_method": job.options.mnn_quant_method, "weight_quantize_method": "MAX_ABS"}
+            "feature_quantize_method": feature_method(job), "weight_quantize_method": "MAX_ABS"}
+
+
+def feature_method(job: ConvertJob) -> str:
+    return job.options.mnn_quant_method or DEFAULT_QUANT_METHOD
 
 
 def convert(job: ConvertJob) -> dict[str, Produced]:
@@ -72,7 +76,7 @@ def quantize(job: ConvertJob, kept: dict[str, Fingerprint]) -> Produced:
         run_tool("mnnquant", [str(job.work / "int8-source.mnn"), str(job.work / "int8.mnn"), str(config)], log)
     if not (job.work / "int8.mnn").is_file():
         raise RuntimeError(f"mnnquant wrote no model; see {log}")
-    return Produced([job.work / "int8.mnn"], timer.seconds, {"calibration": job.options.mnn_quant_method})
+    return Produced([job.work / "int8.mnn"], timer.seconds, {"calibration": feature_method(job)})
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

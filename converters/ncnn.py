@@ -56,17 +56,17 @@ def convert(job: ConvertJob) -> dict[str, Produced]:
 def quantize(job: ConvertJob, kept: dict[str, Fingerprint]) -> Produced:
     """Calibrate the fp32 ncnn model of the INT8 source, then rewrite it with int8 scales on every convolution
     except the kept ones (those stay float: no int8_scale_term)."""
-    spec = job.hub.spec
+    spec, method = job.hub.spec, job.options.ncnn_calib or DEFAULT_CALIBRATION
     out = job.work / f"int8-{len(list(job.work.glob('int8-*')))}"  # auto converts more than once in one job
     with Timer() as timer, tool_output_to(job.work / "calibrate.log", job.options.verbose):
         param, weights = run_pnnx(job.int8_source, out / "fp32", [1, 3, spec.input_h, spec.input_w], False,
                                   job.work / "pnnx.log")
-        table = calibrate(param, weights, job.calibration.normalized(spec, "NCHW"), job.options.ncnn_calib)
+        table = calibrate(param, weights, job.calibration.normalized(spec, "NCHW"), method)
         table = table.without(float_layers(param, weights, kept))
         rewrite_int8(param, weights, table, out / "model.param", out / "model.bin")
         (out / "model.table").write_text(table.ncnn2table_text())
     return Produced([out / "model.param", out / "model.bin", out / "model.table"], timer.seconds,
-                    {"calibration": job.options.ncnn_calib})
+                    {"calibration": method})
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

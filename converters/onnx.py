@@ -7,24 +7,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import shape_inference, version_converter
 
-from converters.common import (
-    add_source_arguments,
-    check_source,
-    held_out_images,
-    output_dir,
-    source_label,
-    source_name,
-    step,
-)
-from models.spec import ModelSpec, Provenance, check_input_size, installed_versions, scrfd_spec, ultraface_spec
+from converters.common import add_source_arguments, held_out_images, source_label, step
+from converters.options import ConvertOptions
+from models.families import family
+from models.spec import ModelSpec, Provenance, check_input_size, installed_versions
 from runtimes.backend import canonical_order
 from runtimes.cli import run_cli
 from runtimes.files import atomic_output_dir, prepare_output_dir, sha256_file
@@ -107,19 +100,6 @@ def output_shapes(model: onnx.ModelProto) -> list[tuple[int, ...]]:
     return shapes
 
 
-def spec_for(family: str, name: str, h: int, w: int, shapes: list[tuple[int, ...]]) -> ModelSpec:
-    """The spec of a `family` model whose outputs have `shapes`; landmarks/anchors are read, then all is checked."""
-    if family == "ultraface":
-        return ultraface_spec(name, h, w)
-    if family != "scrfd":
-        raise ValueError(f"family {family!r} must be scrfd or ultraface")
-    cells = math.ceil(h / 8) * math.ceil(w / 8)
-    largest = max((int(np.prod(s[:-1])) for s in shapes), default=0)
-    if largest == 0 or largest % cells:
-        raise ValueError(f"outputs {shapes} are not SCRFD stride-8/16/32 outputs at {h}x{w}")
-    return scrfd_spec(name, h, w, landmarks=any(s[-1] == 10 for s in shapes), anchors=largest // cells)
-
-
 def rename_outputs(model: onnx.ModelProto, spec: ModelSpec) -> onnx.ModelProto:
     """Give the outputs the spec's canonical names, in canonical order (mapping checked by shape)."""
     order = canonical_order(output_shapes(model), spec)
@@ -137,7 +117,7 @@ def rename_outputs(model: onnx.ModelProto, spec: ModelSpec) -> onnx.ModelProto:
     return model
 
 
-def fix_onnx(model: onnx.ModelProto, family: str, h: int, w: int, opset: int,
+def fix_onnx(model: onnx.ModelProto, family_name: str, h: int, w: int, opset: int,
              name: str) -> tuple[onnx.ModelProto, ModelSpec]:
     """Fixed 1×3×H×W input, requested opset, inferred shapes, simplified, canonical outputs, checked."""
     check_input_size(h, w)
@@ -148,7 +128,7 @@ def fix_onnx(model: onnx.ModelProto, family: str, h: int, w: int, opset: int,
     except Exception as err:  # onnx raises InferenceError, onnxsim RuntimeError; both mean the same to a user
         raise ValueError(f"the model does not take a fixed 1x3x{h}x{w} input ({str(err).splitlines()[0]}); "
                          "is --hw a size this model supports?") from err
-    spec = spec_for(family, name, h, w, output_shapes(model)).with_changes(input_name=input_name)
+    spec = family(family_name).spec_from_outputs(name, h, w, output_shapes(model)).with_changes(input_name=input_name)
     model = rename_outputs(constants_to_initializers(model), spec)
     onnx.checker.check_model(model, full_check=True)
     return model, spec
@@ -190,7 +170,7 @@ def export_pytorch(name: str, weights: Path, h: int, w: int, opset: int):
     return onnx.load_from_string(buffer.getvalue()), model
 
 
-def source_runner(args: argparse.Namespace, torch_model=None):
+def source_runner(options: ConvertOptions, torch_model=None):
     """A function image-blob → raw outputs that runs the unconverted source, for the comparison in the report."""
     if torch_model is not None:
         import torch
@@ -201,11 +181,11 @@ def source_runner(args: argparse.Namespace, torch_model=None):
         return run_torch
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 3  # sources often carry stale output shapes; onnxruntime warns on each run
-    session = ort.InferenceSession(str(args.onnx), options, providers=["CPUExecutionProvider"])
+    quiet = ort.SessionOptions()
+    quiet.log_severity_level = 3  # sources often carry stale output shapes; onnxruntime warns on each run
+    session = ort.InferenceSession(str(options.source.onnx), quiet, providers=["CPUExecutionProvider"])
     dims = session.get_inputs()[0].shape
-    if any(isinstance(d, int) and d != v for d, v in zip(dims[2:], args.hw)):
+    if any(isinstance(d, int) and d != v for d, v in zip(dims[2:], options.hw)):
         return None  # the source only runs at its own fixed size
     return lambda blob: session.run(None, {session.get_inputs()[0].name: blob})
 
@@ -228,39 +208,38 @@ def compare_with_source(fixed: onnx.ModelProto, spec: ModelSpec, runner, images:
     return {"images": [p.name for p in images], "max_abs_diff": worst}
 
 
-def build_hub(args: argparse.Namespace, held_out: list[Path] | None = None) -> HubModel:
-    """Make <out>/onnx/{model.onnx, model.json, report.json} from the CLI's source arguments, compared with the
-    source on `held_out` images (default: --verify-images); the output folder is checked before the export."""
-    check_source(args)
-    prepare_output_dir(output_dir(args))
-    images = held_out if held_out is not None else held_out_images(args.verify_images, args.verify_count)
-    h, w = args.hw
-    name = source_name(args)
+def build_hub(options: ConvertOptions, held_out: list[Path] | None = None) -> HubModel:
+    """Make <out>/onnx/{model.onnx, model.json, report.json} from the options' (resolved) source, compared with it
+    on `held_out` images (default: the options' verification images); the output folder is checked first."""
+    source = options.source.resolved()
+    prepare_output_dir(options.out_dir)
+    images = held_out if held_out is not None else held_out_images(options.verify_images, options.verify_count)
+    h, w = options.hw
     torch_model = None
-    if args.model:
-        with step(f"export {args.model} from PyTorch at 1x3x{h}x{w}, opset {args.opset}"):
-            model, torch_model = export_pytorch(args.model, args.weights, h, w, args.opset)
+    if source.model:
+        with step(f"export {source.model} from PyTorch at 1x3x{h}x{w}, opset {options.opset}"):
+            model, torch_model = export_pytorch(source.model, source.weights, h, w, options.opset)
         from models.registry import entry  # torch: only on this path
 
-        family, source = entry(args.model).family, args.weights
+        family_name, origin = entry(source.model).family, source.weights
     else:
-        model, family, source = load_onnx(args.onnx), args.family, args.onnx
+        model, family_name, origin = load_onnx(source.onnx), source.family, source.onnx
     opset_in = opset_of(model)
-    with step(f"fix input to 1x3x{h}x{w}, opset {args.opset}, simplify, check"):
-        model, spec = fix_onnx(model, family, h, w, args.opset, name)
+    with step(f"fix input to 1x3x{h}x{w}, opset {options.opset}, simplify, check"):
+        model, spec = fix_onnx(model, family_name, h, w, options.opset, source.label)
     spec = spec.with_changes(provenance=Provenance(
-        source=source_label(source), source_sha256=sha256_file(source), converter="converters.onnx",
+        source=source_label(origin), source_sha256=sha256_file(origin), converter="converters.onnx",
         precision="fp32", tool_versions=installed_versions(*ONNX_TOOLS)))
-    runner = source_runner(args, torch_model)
+    runner = source_runner(replace(options, source=source), torch_model)
     with step(f"compare with the source on {len(images)} real images"):
         comparison = (compare_with_source(model, spec, runner, images) if runner else
                       {"skipped": f"the source ONNX has a fixed input size other than {h}x{w}, so it cannot run at it"})
-    final = output_dir(args) / "onnx"
+    final = options.out_dir / "onnx"
     with atomic_output_dir(final) as tmp:
         onnx.save(model, str(tmp / "model.onnx"))
         spec.save(tmp / "model.json")
-        report = {"source": source_label(source), "opset_in": opset_in,
-                  "opset": args.opset, "input": [1, 3, h, w], "outputs": list(spec.output_names),
+        report = {"source": source_label(origin), "opset_in": opset_in,
+                  "opset": options.opset, "input": [1, 3, h, w], "outputs": list(spec.output_names),
                   "source_comparison": comparison}
         (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return HubModel(final / "model.onnx", spec)
@@ -276,8 +255,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    hub = build_hub(args)
+    hub = build_hub(ConvertOptions.from_args(parser().parse_args(argv)))
     report = json.loads((hub.path.parent / "report.json").read_text())
     print(f"wrote {hub.path} ({hub.path.stat().st_size / 1e6:.2f} MB)")
     print(json.dumps(report["source_comparison"].get("max_abs_diff", report["source_comparison"]), indent=2))

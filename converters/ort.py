@@ -39,8 +39,9 @@ def quantize(job: ConvertJob, kept: dict[str, Fingerprint]) -> Produced:
     """QDQ INT8 of the INT8 source; the kept Conv nodes (hub names are ONNX node names here) stay float."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
+    calibrator = job.options.ort_calib or DEFAULT_CALIBRATOR
     method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
-              "entropy": CalibrationMethod.Entropy}[job.options.ort_calib]
+              "entropy": CalibrationMethod.Entropy}[calibrator]
     out = job.work / f"int8-{len(list(job.work.glob('int8-*.onnx')))}.onnx"  # auto converts more than once
     with Timer() as timer:
         quantize_static(str(job.int8_source), str(out),
@@ -48,7 +49,7 @@ def quantize(job: ConvertJob, kept: dict[str, Fingerprint]) -> Produced:
                         quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QInt8,
                         weight_type=QuantType.QInt8, calibrate_method=method, nodes_to_exclude=list(kept),
                         extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
-    return Produced([out], timer.seconds, {"calibration": job.options.ort_calib})
+    return Produced([out], timer.seconds, {"calibration": calibrator})
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

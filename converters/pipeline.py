@@ -24,7 +24,7 @@ from calibration_data.calibration import (
     calibration_images,
     default_calibration_dir,
 )
-from converters.common import add_source_arguments, check_source, held_out_images, log, output_dir, step
+from converters.common import add_source_arguments, held_out_images, log, step
 from converters.equalize import equalize
 from converters.keep_float import (
     AUTO,
@@ -38,6 +38,7 @@ from converters.keep_float import (
     stem_convs,
 )
 from converters.onnx import HubModel, build_hub
+from converters.options import ConvertOptions
 from converters.verify import INT8_MIN_AGREEMENT, Verifier, VerifyReport
 from models.spec import ModelSpec, installed_versions
 from runtimes.backend import load_backend
@@ -49,14 +50,14 @@ from runtimes.files import atomic_write_text, replace_dir, staging_dir
 class ConvertJob:
     """What a backend's convert and quantize functions get: the hub model, a scratch folder, the calibration set
     and the ONNX to quantize (with --int: the hub, activation-equalized unless --no-equalize), held-out canvases,
-    and the CLI options (options.int8, options.int_io, options.verbose, backend flags)."""
+    and the run's options (options.int8, options.int_io, options.verbose, backend settings)."""
 
     hub: HubModel
     work: Path
     calibration: CalibrationSet | None
     int8_source: Path | None
     sample_canvases: np.ndarray  # (N,H,W,3) uint8 held-out canvases, for tools that want sample data of their own
-    options: argparse.Namespace
+    options: ConvertOptions
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ class BackendConverter:
     rejection_hints: dict[str, str] = field(default_factory=dict)  # precision → what to use when it is rejected
     int8_opt_in: str = ""  # a flag of its own that --int also needs for its INT8 artifact (e.g. --mnn-full-int8)
 
-    def wants_int8(self, options: argparse.Namespace) -> bool:
+    def wants_int8(self, options: ConvertOptions) -> bool:
         """Whether the options ask for its INT8 artifact."""
         flag = self.int8_opt_in.lstrip("-").replace("-", "_")
         return options.int8 and (not flag or getattr(options, flag))
@@ -175,25 +176,24 @@ def backend_parser(backend: BackendConverter) -> argparse.ArgumentParser:
     return parser
 
 
-def prepare_shared(args: argparse.Namespace) -> Shared:
+def prepare_shared(options: ConvertOptions) -> Shared:
     """Hub ONNX, calibration set (with --int) and verification reference, made once per run; every image folder
     is checked before the export."""
-    if args.int_io and not args.int8:
+    if options.int_io and not options.int8:
         raise ValueError("--int-io needs --int")
-    check_source(args)
-    verify_paths = held_out_images(args.verify_images, args.verify_count)
-    calibration_paths = (calibration_images(args.calib, args.calib_count, exclude={p.resolve() for p in verify_paths})
-                         if args.int8 else [])
-    hub = build_hub(args, verify_paths)
+    verify_paths = held_out_images(options.verify_images, options.verify_count)
+    exclude = {p.resolve() for p in verify_paths}
+    calibration_paths = calibration_images(options.calib, options.calib_count, exclude=exclude) if options.int8 else []
+    hub = build_hub(options, verify_paths)
     calibration, int8_model, equalized = None, None, ()
-    if args.int8:
+    if options.int8:
         with step(f"calibration set: {len(calibration_paths)} images from "
-                  f"{args.calib or default_calibration_dir()}"):
+                  f"{options.calib or default_calibration_dir()}"):
             calibration = build_calibration_set(calibration_paths, hub.spec)
         int8_model = onnx.load(str(hub.path))
-        if args.keep_float not in (None, NONE, AUTO, STEM):
-            check_names(args.keep_float, int8_model)
-        if args.equalize:
+        if options.keep_float not in (None, NONE, AUTO, STEM):
+            check_names(options.keep_float, int8_model)
+        if options.equalize:
             with step("equalizing the channels that feed depthwise convolutions"):
                 int8_model, names = equalize(int8_model, calibration.normalized(hub.spec, "NCHW"))
                 equalized = tuple(names)
@@ -202,7 +202,7 @@ def prepare_shared(args: argparse.Namespace) -> Shared:
     return Shared(hub, calibration, int8_model, equalized, verifier)
 
 
-def run_backend(backend: BackendConverter, args: argparse.Namespace, shared: Shared) -> list[ArtifactResult]:
+def run_backend(backend: BackendConverter, options: ConvertOptions, shared: Shared) -> list[ArtifactResult]:
     """Convert and verify; artifacts land in <out>/<backend>-<precision>/ atomically, verify.json inside."""
     results = []
     with tempfile.TemporaryDirectory(prefix=f"facekit-{backend.name}-") as work:
@@ -211,16 +211,16 @@ def run_backend(backend: BackendConverter, args: argparse.Namespace, shared: Sha
             int8_source = Path(work) / "equalized.onnx"
             onnx.save(shared.int8_model, str(int8_source))
         job = ConvertJob(shared.hub, Path(work), shared.calibration, int8_source,
-                         np.stack([r.canvas for r in shared.verifier.resized]), args)
+                         np.stack([r.canvas for r in shared.verifier.resized]), options)
         with step(f"convert to {backend.name}"):
             produced = backend.convert(job)
         for precision, made in produced.items():
             spec = artifact_spec(shared.hub.spec, backend, precision, shared.calibration)
-            results.append(commit_artifact(output_dir(args) / f"{backend.name}-{precision}", made, spec,
-                                           backend, shared.verifier, args.min_agreement, args.keep_failed))
-        if backend.wants_int8(args):
+            results.append(commit_artifact(options.out_dir / f"{backend.name}-{precision}", made, spec,
+                                           backend, shared.verifier, options.min_agreement, options.keep_failed))
+        if backend.wants_int8(options):
             results.append(quantize_and_commit(backend, job, shared))
-        elif args.int8:
+        elif options.int8:
             log.info("%s: no INT8 artifact without %s (%s)", backend.name, backend.int8_opt_in,
                      backend.rejection_hints.get("int8", "it is made only when asked"))
     return results
@@ -228,9 +228,9 @@ def run_backend(backend: BackendConverter, args: argparse.Namespace, shared: Sha
 
 def quantize_and_commit(backend: BackendConverter, job: ConvertJob, shared: Shared) -> ArtifactResult:
     """The INT8 artifact with the asked float layers; with --keep-float auto, more of them while it fails."""
-    args = job.options
-    precision = "int8io" if args.int_io and backend.int_io else "int8"
-    policy = args.keep_float or backend.default_keep_float
+    options = job.options
+    precision = "int8io" if options.int_io and backend.int_io else "int8"
+    policy = options.keep_float or backend.default_keep_float
     names = {NONE: (), AUTO: (), STEM: stem_convs(shared.int8_model)}.get(policy, policy)
     if policy == STEM and not backend.keeps_float:
         log.warning("%s cannot keep layers in float: its INT8 artifact quantizes the stem too", backend.name)
@@ -241,8 +241,8 @@ def quantize_and_commit(backend: BackendConverter, job: ConvertJob, shared: Shar
         quantization = {**made.quantization, "calibration_images": len(shared.calibration.canvases),
                         "equalized": list(shared.equalized), "float_layers": list(names)}
         spec = artifact_spec(shared.hub.spec, backend, precision, shared.calibration, quantization)
-        result = commit_artifact(output_dir(args) / f"{backend.name}-{precision}", made, spec, backend,
-                                 shared.verifier, args.min_agreement, args.keep_failed)
+        result = commit_artifact(options.out_dir / f"{backend.name}-{precision}", made, spec, backend,
+                                 shared.verifier, options.min_agreement, options.keep_failed)
         more = ()
         if policy == AUTO and not result.report.passed and backend.keeps_float:
             more = next_auto_layers(shared.int8_model, names)
@@ -308,9 +308,9 @@ def summary_table(results: list[ArtifactResult]) -> str:
 
 
 def backend_main(backend: BackendConverter, argv: list[str] | None = None) -> int:
-    args = backend_parser(backend).parse_args(argv)
-    if backend.int8_only and not args.int8:
+    options = ConvertOptions.from_args(backend_parser(backend).parse_args(argv))
+    if backend.int8_only and not options.int8:
         raise ValueError(f"converters.{backend.name} writes only INT8 (its float model is the hub onnx/): pass --int")
-    results = run_backend(backend, args, prepare_shared(args))
+    results = run_backend(backend, options, prepare_shared(options))
     print(summary_table(results))
     return 0 if all(r.report.passed for r in results) else 1

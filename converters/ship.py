@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from calibration_data.calibration import SAMPLES
+from converters.options import ConvertOptions
 from converters.pipeline import backend_parser, prepare_shared, run_backend, summary_table
 from converters.tflite import TFLITE
 from models.default import DEFAULT_MODEL, SHIPPED_KINDS
@@ -29,8 +30,8 @@ def conversion_arguments(out: Path) -> list[str]:
 
 def convert_default(out: Path) -> list:
     """Convert the committed default weights into `out` as the shipped files are made; returns the results."""
-    args = backend_parser(TFLITE).parse_args(conversion_arguments(out))
-    return run_backend(TFLITE, args, prepare_shared(args))
+    options = ConvertOptions.from_args(backend_parser(TFLITE).parse_args(conversion_arguments(out)))
+    return run_backend(TFLITE, options, prepare_shared(options))
 
 
 def ship(destination: Path = DEFAULT_MODEL.shipped_dir) -> str:

@@ -7,12 +7,13 @@ clipped score heads keep a high cosine and lose faces, so INT8 is judged on agre
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from calibration_data.images import read_images
-from models.spec import ModelSpec
+from models.families import family
 from runtimes.backend import Backend
 from runtimes.detections import Detections
 from runtimes.detector import Detector
@@ -75,13 +76,6 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / denom) if denom > 0 else float(np.array_equal(a, b))
 
 
-def face_scores(outputs: list[np.ndarray], spec: ModelSpec) -> np.ndarray:
-    """All face-score values of one image's canonical outputs, as one vector."""
-    if spec.family == "ultraface":
-        return outputs[0][:, 1]
-    return np.concatenate([o[:, 0] for name, o in zip(spec.output_names, outputs) if name.startswith("score")])
-
-
 def match_count(reference: Detections, test: Detections, iou: float = MATCH_IOU) -> int:
     """How many one-to-one pairs reference and test boxes form at IoU ≥ iou (greedy, highest IoU first)."""
     if not len(reference) or not len(test):
@@ -141,8 +135,9 @@ class Verifier:
             ref = np.concatenate([o[k].ravel() for o in self.reference_outputs])
             got = np.concatenate([o[k].ravel() for o in outputs])
             diffs.append(OutputDiff(name, float(np.abs(ref - got).max()), cosine(ref, got)))
-        score_cos = cosine(np.concatenate([face_scores(o, self.spec) for o in self.reference_outputs]),
-                           np.concatenate([face_scores(o, self.spec) for o in outputs]))
+        scores_of = partial(family(self.spec.family).face_scores, spec=self.spec)
+        score_cos = cosine(np.concatenate([scores_of(o) for o in self.reference_outputs]),
+                           np.concatenate([scores_of(o) for o in outputs]))
         agreement = self._agreement(self._detections(backend, outputs))
         shift = self._score_shift(self._detections(backend, outputs, EVAL_SCORE))
         is_int8 = precision.startswith("int8")

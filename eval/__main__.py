@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         return finish([score(folder, truth, label=folder.name, source=str(folder)) for folder in args.pred],
                       truth, data, args)
     protocol = Protocol(args.hw, args.resize, args.score_thr, args.nms, args.max_det, args.threads,
-                        args.pre_nms_top_k)
+                        args.pre_nms_top_k, args.runtime)
     images_dir = data / f"WIDER_{args.split}" / "images"
     folders = [run_model(m, truth, images_dir, args.out, protocol, args.overwrite, args.shard) for m in args.model]
     if args.shard:

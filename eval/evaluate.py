@@ -14,6 +14,7 @@ from eval.groundtruth import SETTINGS, GroundTruth
 from eval.inference import Timing, predict_images
 from eval.predictions import read_predictions, shard_of
 from eval.protocol import SettingResult, image_curves, normalize_scores, summarize
+from models.families import FAMILIES
 from runtimes.backend import load_backend, resolve_artifact
 from runtimes.detector import MAX_DET, PRE_NMS_TOP_K, Detector
 from runtimes.files import atomic_write_text, sha256_file
@@ -30,6 +31,7 @@ class Protocol:
     max_det: int | None = MAX_DET
     threads: int | None = None
     pre_nms_top_k: int | None = PRE_NMS_TOP_K
+    runtime: str | None = None  # None: the artifact's file type's own
 
 
 @dataclass
@@ -58,9 +60,9 @@ def load_detector(artifact: Path, protocol: Protocol) -> Detector:
     model_path, spec_path = resolve_artifact(artifact)
     if not spec_path.is_file():
         raise FileNotFoundError(f"{artifact}: no model.json beside {model_path.name}; make one with "
-                                f"python -m converters.describe {model_path} --family scrfd|ultraface --hw H,W "
+                                f"python -m converters.describe {model_path} --family {'|'.join(FAMILIES)} --hw H,W "
                                 "--out DIR (or convert it: python -m converters.onnx --onnx FILE ...)")
-    backend = load_backend(model_path, protocol.threads)
+    backend = load_backend(model_path, protocol.threads, runtime=protocol.runtime)
     if protocol.hw and tuple(protocol.hw) != backend.spec.hw:
         h, w = protocol.hw
         raise ValueError(f"{artifact} takes a fixed {backend.spec.input_h}x{backend.spec.input_w} input; "
@@ -76,7 +78,7 @@ def prediction_settings(artifact: Path, detector: Detector) -> dict:
     return {"artifact": {p.name: sha256_file(p) for p in files},
             "hw": list(detector.spec.hw), "resize": detector.resize, "score_threshold": detector.score_threshold,
             "nms_threshold": detector.nms_threshold, "pre_nms_top_k": detector.pre_nms_top_k,
-            "max_det": detector.max_det}
+            "max_det": detector.max_det, "runtime": type(detector.backend).__name__}
 
 
 def check_reuse(folder: Path, settings: dict, overwrite: bool) -> None:
@@ -100,7 +102,7 @@ def run_model(artifact: Path, truth: GroundTruth, images_dir: Path, out: Path, p
               overwrite: bool = False, shard: tuple[int, int] | None = None) -> Path:
     """Predict with one artifact into out/<label>/predictions and record run.json; returns the label folder."""
     detector = load_detector(artifact, protocol)
-    label = label_for(artifact)
+    label = label_for(artifact) + (f"-{protocol.runtime}" if protocol.runtime else "")
     folder = out / label
     check_reuse(folder, prediction_settings(artifact, detector), overwrite)
     keys = [t.key for t in truth.images]

@@ -8,8 +8,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from models.families.scrfd import scrfd_spec
+from models.families.ultraface import ultraface_spec
 from models.scrfd import SCRFD, SCRFD_500M, SCRFD_500M_KPS
-from models.spec import ModelSpec, scrfd_spec, ultraface_spec
+from models.spec import ModelSpec
 from models.ultraface import UltraFace
 
 

@@ -5,12 +5,10 @@ Torch-free on purpose: runtimes and eval read specs on devices without torch.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from importlib import metadata
 from pathlib import Path
 
-FAMILIES = ("scrfd", "ultraface")
 LAYOUTS = ("NCHW", "NHWC")
 RESIZES = ("letterbox", "stretch")
 SIZE_MULTIPLE = 32
@@ -89,8 +87,9 @@ class ModelSpec:
     provenance: Provenance = field(default_factory=Provenance)
 
     def __post_init__(self) -> None:
-        if self.family not in FAMILIES:
-            raise ValueError(f"family={self.family!r} must be one of {FAMILIES}")
+        from models.families import family
+
+        family(self.family)  # an unknown family is an error naming the known ones
         if self.layout not in LAYOUTS:
             raise ValueError(f"layout={self.layout!r} must be one of {LAYOUTS}")
         if self.resize not in RESIZES:
@@ -106,17 +105,9 @@ class ModelSpec:
 
     def output_shapes(self) -> tuple[tuple[int, int], ...]:
         """The (N, C) shape of each canonical output, in canonical order, for this input size."""
-        if self.family == "scrfd":
-            shapes = []
-            for s in self.strides:
-                n = math.ceil(self.input_h / s) * math.ceil(self.input_w / s) * self.anchors_per_location
-                shapes += [(n, 1), (n, 4)] + ([(n, 10)] if self.has_landmarks else [])
-            return tuple(shapes)
-        n = sum(
-            math.ceil(self.input_h / s) * math.ceil(self.input_w / s) * len(boxes)
-            for s, boxes in zip(self.strides, self.min_boxes)
-        )
-        return ((n, 2), (n, 4))
+        from models.families import family
+
+        return family(self.family).output_shapes(self)
 
     def with_changes(self, **changes) -> ModelSpec:
         return replace(self, **changes)
@@ -160,22 +151,3 @@ class ModelSpec:
             return cls.from_json(path.read_text())
         except (json.JSONDecodeError, TypeError, ValueError) as err:
             raise ValueError(f"{path}: not a valid model.json ({err})") from err
-
-
-def scrfd_spec(name: str, h: int, w: int, *, landmarks: bool, anchors: int = 2) -> ModelSpec:
-    """The spec of an insightface SCRFD model: strides 8/16/32, (x-127.5)/128 RGB."""
-    strides = (8, 16, 32)
-    heads = ("score", "bbox", "kps") if landmarks else ("score", "bbox")
-    names = tuple(f"{head}_{s}" for s in strides for head in heads)
-    return ModelSpec(name=name, family="scrfd", input_h=h, input_w=w, strides=strides, output_names=names,
-                     input_name="input", anchors_per_location=anchors, has_landmarks=landmarks)
-
-
-ULTRAFACE_MIN_BOXES = ((10, 16, 24), (32, 48), (64, 96), (128, 192, 256))
-
-
-def ultraface_spec(name: str, h: int, w: int) -> ModelSpec:
-    """The spec of an Ultra-Light-Fast-Generic-Face-Detector model: 4 prior levels, (x-127)/128 RGB."""
-    return ModelSpec(name=name, family="ultraface", input_h=h, input_w=w, strides=(8, 16, 32, 64),
-                     output_names=("scores", "boxes"), input_name="input", mean=(127.0, 127.0, 127.0),
-                     anchors_per_location=0, min_boxes=ULTRAFACE_MIN_BOXES)

@@ -1,7 +1,7 @@
 """Ultra-Light-Fast-Generic-Face-Detector-1MB (slim and RFB) whose state-dict keys match the published .pth files.
 
 Outputs are the canonical raw ones: softmax scores (1,N,2) and SSD regressions (1,N,4), as the project's
-`*_without_postprocessing.onnx` files; priors and box decoding live in runtimes.decode.
+`*_without_postprocessing.onnx` files; priors and box decoding live in models.families.ultraface.
 """
 from __future__ import annotations
 

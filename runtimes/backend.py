@@ -1,22 +1,51 @@
-"""The Backend interface, the table of adapters by file suffix, and the mapping of raw outputs to canonical order."""
+"""The Backend interface, the table of runtimes (adapter by artifact file), and the mapping of raw outputs to
+canonical order."""
 from __future__ import annotations
 
 import importlib
-import math
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from models.families import family
 from models.spec import ModelSpec
 
-# Adding a backend: one adapter module and one line here (artifact suffix -> "module:Class").
-BACKENDS = {
-    ".onnx": "runtimes.onnxruntime:OnnxBackend",
-    ".tflite": "runtimes.tflite:TFLiteBackend",
-    ".param": "runtimes.ncnn:NcnnBackend",
-    ".mnn": "runtimes.mnn:MnnBackend",
-}
+
+@dataclass(frozen=True)
+class Runtime:
+    """An inference engine: what --runtime and reports call it, the artifact file it runs, its adapter."""
+
+    name: str
+    suffix: str
+    adapter: str  # "module:Class"
+    package: str  # what it imports: the benchmarks count the memory of that import
+
+
+# Adding a backend: one adapter module and one line here. The first runtime of a suffix is the one it gets
+# unless --runtime names another.
+RUNTIMES = {r.name: r for r in (
+    Runtime("onnxruntime", ".onnx", "runtimes.onnxruntime:OnnxBackend", "onnxruntime"),
+    Runtime("litert", ".tflite", "runtimes.tflite:TFLiteBackend", "ai_edge_litert"),
+    Runtime("ncnn", ".param", "runtimes.ncnn:NcnnBackend", "ncnn"),
+    Runtime("mnn", ".mnn", "runtimes.mnn:MnnBackend", "MNN"),
+    Runtime("opencv", ".onnx", "runtimes.opencv:OpenCVBackend", "cv2"),
+)}
+SUFFIXES = tuple(dict.fromkeys(r.suffix for r in RUNTIMES.values()))  # the artifact files a folder may hold
+
+
+def runtime_for(model_path: Path, name: str | None = None) -> Runtime:
+    """The runtime called `name` (it must run this file type), else the file type's own."""
+    if name is None:
+        return next(r for r in RUNTIMES.values() if r.suffix == model_path.suffix)
+    if name not in RUNTIMES:
+        raise ValueError(f"unknown runtime {name!r}; known: {', '.join(RUNTIMES)}")
+    if RUNTIMES[name].suffix != model_path.suffix:
+        able = [r.name for r in RUNTIMES.values() if r.suffix == model_path.suffix]
+        raise ValueError(f"{model_path}: {name} runs {RUNTIMES[name].suffix} files, not {model_path.suffix} "
+                         f"(this one runs with {', '.join(able)})")
+    return RUNTIMES[name]
 
 
 class Backend(ABC):
@@ -25,7 +54,8 @@ class Backend(ABC):
     def __init__(self, path: Path, spec: ModelSpec, threads: int | None = None):
         self.path, self.spec, self.threads = Path(path), spec, threads
         self._order: list[int] | None = None  # found on the first run: shapes are fixed per model
-        self._head_maps = False  # whether the outputs are raw SCRFD head maps (also found on the first run)
+        self._head_maps = False  # whether the outputs are in a layout the family turns into rows (first run)
+        self._family = family(spec.family)
 
     @abstractmethod
     def forward(self, blob: np.ndarray) -> list[np.ndarray]:
@@ -38,12 +68,12 @@ class Backend(ABC):
     def __call__(self, blob: np.ndarray) -> list[np.ndarray]:
         outputs = self.forward(blob)
         if self._order is None:
-            rows = rows_from_head_maps(outputs, self.spec)
+            rows = self._family.rows(outputs, self.spec)
             self._head_maps = any(r is not o for r, o in zip(rows, outputs))
             self._order = canonical_order([np.shape(o) for o in rows], self.spec)
             self._shapes = self.spec.output_shapes()
         if self._head_maps:
-            outputs = rows_from_head_maps(outputs, self.spec)
+            outputs = self._family.rows(outputs, self.spec)
         return [np.asarray(outputs[i], np.float32).reshape(shape) for i, shape in zip(self._order, self._shapes)]
 
 
@@ -51,7 +81,8 @@ def canonical_order(shapes: list[tuple[int, ...]], spec: ModelSpec) -> list[int]
     """For each canonical output, the index of the raw output whose (N,C) shape it has.
 
     Formats rename (pnnx: out0..) or shuffle (onnx2tf quantized files) outputs; shapes survive every format,
-    and the spec makes them unique, so this never guesses: a mismatch is an error.
+    and a mismatch is an error. Outputs of equal shapes (YuNet's cls and obj of one stride) are taken in file
+    order: their family's decode treats them alike (a product), so no order between them is ever guessed.
     """
     flat = [(int(np.prod(s[:-1], dtype=np.int64)), int(s[-1])) if len(s) else (0, 0) for s in shapes]
     expected = list(spec.output_shapes())
@@ -60,30 +91,10 @@ def canonical_order(shapes: list[tuple[int, ...]], spec: ModelSpec) -> list[int]
                          f"at {spec.input_h}x{spec.input_w}, which has {list(zip(spec.output_names, expected))} "
                          "(does model.json describe this file: its family and the input_h, input_w it was "
                          "converted at?)")
-    return [flat.index(shape) for shape in expected]
-
-
-def head_map_grids(spec: ModelSpec) -> set[tuple[int, int]]:
-    """The (H/s, W/s) grid of every stride of an SCRFD spec."""
-    return {(math.ceil(spec.input_h / s), math.ceil(spec.input_w / s)) for s in spec.strides}
-
-
-def rows_from_head_maps(outputs: list[np.ndarray], spec: ModelSpec) -> list[np.ndarray]:
-    """SCRFD heads that some third-party files emit as raw (A·C, H/s, W/s) maps (e.g. the published ncnn
-    conversions) → the (H/s·W/s·A, C) rows every other artifact gives (row-major cells, anchors within a cell,
-    as the head's permute + reshape does); other outputs pass unchanged."""
-    if spec.family != "scrfd":
-        return outputs
-    grids, anchors = head_map_grids(spec), spec.anchors_per_location
-    rows = []
-    for output in outputs:
-        shape = np.shape(output)
-        if len(shape) == 4 and shape[0] == 1:
-            output, shape = output[0], shape[1:]
-        if len(shape) == 3 and shape[1:] in grids and shape[0] % anchors == 0:
-            output = np.asarray(output).transpose(1, 2, 0).reshape(-1, shape[0] // anchors)
-        rows.append(output)
-    return rows
+    order: list[int] = []
+    for shape in expected:
+        order.append(next(i for i, s in enumerate(flat) if s == shape and i not in order))
+    return order
 
 
 def canonical_outputs(outputs: list[np.ndarray], spec: ModelSpec) -> list[np.ndarray]:
@@ -96,23 +107,26 @@ def resolve_artifact(path: str | Path) -> tuple[Path, Path]:
     """An artifact file or its folder → (model file, model.json beside it)."""
     path = Path(path)
     if path.is_dir():
-        candidates = sorted(p for p in path.iterdir() if p.suffix in BACKENDS)
+        candidates = sorted(p for p in path.iterdir() if p.suffix in SUFFIXES)
         if len(candidates) != 1:
-            raise FileNotFoundError(f"{path}: expected one model file ({', '.join(BACKENDS)}) in the folder, "
+            raise FileNotFoundError(f"{path}: expected one model file ({', '.join(SUFFIXES)}) in the folder, "
                                     f"found {[p.name for p in candidates]}")
         path = candidates[0]
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such model file")
-    if path.suffix not in BACKENDS:
-        raise ValueError(f"{path}: unknown artifact type {path.suffix!r}; supported: {', '.join(BACKENDS)}")
+    if path.suffix not in SUFFIXES:
+        raise ValueError(f"{path}: unknown artifact type {path.suffix!r}; supported: {', '.join(SUFFIXES)}")
     return path, path.parent / "model.json"
 
 
-def load_backend(path: str | Path, threads: int | None = None, spec: ModelSpec | None = None) -> Backend:
-    """Load any artifact through the adapter its suffix names; the spec comes from its model.json unless given."""
+def load_backend(path: str | Path, threads: int | None = None, spec: ModelSpec | None = None,
+                 runtime: str | None = None) -> Backend:
+    """Load any artifact through its runtime (the file type's own unless `runtime` names another that runs it,
+    e.g. opencv for .onnx); the spec comes from its model.json unless given."""
     model_path, spec_path = resolve_artifact(path)
+    chosen = runtime_for(model_path, runtime)
     spec = spec or ModelSpec.load(spec_path)
-    module_name, class_name = BACKENDS[model_path.suffix].split(":")
+    module_name, class_name = chosen.adapter.split(":")
     backend = getattr(importlib.import_module(module_name), class_name)(model_path, spec, threads)
     recorded = backend.recorded_hw()
     if recorded is not None and recorded != spec.hw:

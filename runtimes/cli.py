@@ -128,7 +128,15 @@ def add_model_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def add_detector_arguments(parser: argparse.ArgumentParser, score_default: float, score_help: str) -> None:
-    """The Detector's settings: threads, score and NMS thresholds, resize mode, candidate caps."""
+    """The Detector's settings: runtime, threads, score and NMS thresholds, resize mode, candidate caps."""
+    from runtimes.backend import RUNTIMES
+
+    own: dict[str, str] = {}
+    for runtime in RUNTIMES.values():
+        own.setdefault(runtime.suffix, runtime.name)
+    parser.add_argument("--runtime", choices=tuple(RUNTIMES), help="the runtime that runs the artifact (default: its "
+                        f"file type's own: {', '.join(f'{s} {n}' for s, n in own.items())}); opencv runs .onnx "
+                        "files through OpenCV's DNN module")
     parser.add_argument("--threads", type=positive_int, help="backend threads (default: the runtime's own)")
     parser.add_argument("--score-thr", type=score_argument, default=score_default,
                         help=f"{score_help} (default {score_default})")

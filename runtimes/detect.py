@@ -33,13 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     if image is None:
         raise ValueError(f"{args.image}: cannot be read as an image")
     detector = Detector.from_artifact(args.model or DEFAULT_MODEL.artifact(), threads=args.threads,
-                                      score_threshold=args.score_thr, **detector_options(args))
+                                      runtime=args.runtime, score_threshold=args.score_thr, **detector_options(args))
     detections = detector(image)
-    for i in range(len(detections)):
-        record = {"box": [round(float(v), 1) for v in detections.boxes[i]],
-                  "score": round(float(detections.scores[i]), 4)}
-        if detections.landmarks is not None:
-            record["landmarks"] = [[round(float(v), 1) for v in p] for p in detections.landmarks[i]]
+    for record in detections.to_records():
         print(json.dumps(record))
     ok, encoded = cv2.imencode(out.suffix, draw_detections(image, detections))
     if not ok:

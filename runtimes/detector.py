@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from models.families import family
 from runtimes.backend import Backend, load_backend
-from runtimes.decode import decode
 from runtimes.detections import Detections
 from runtimes.nms import nms
 from runtimes.preprocess import Resized, prepare
@@ -35,8 +35,9 @@ class Detector:
         self.pre_nms_top_k = pre_nms_top_k
 
     @classmethod
-    def from_artifact(cls, path, threads: int | None = None, **options) -> Detector:
-        return cls(load_backend(path, threads), **options)
+    def from_artifact(cls, path, threads: int | None = None, runtime: str | None = None, **options) -> Detector:
+        """The artifact at `path` run by `runtime` (default: its file type's own, e.g. onnxruntime for .onnx)."""
+        return cls(load_backend(path, threads, runtime=runtime), **options)
 
     @classmethod
     def default(cls, threads: int | None = None, **options) -> Detector:
@@ -51,7 +52,7 @@ class Detector:
 
     def postprocess(self, outputs: list[np.ndarray], resized: Resized) -> Detections:
         """Canonical raw outputs of one image → NMS-filtered Detections in that image's pixels."""
-        boxes, scores, landmarks = decode(outputs, self.spec, self.score_threshold)
+        boxes, scores, landmarks = family(self.spec.family).decode(outputs, self.spec, self.score_threshold)
         valid = (boxes[:, 2] >= boxes[:, 0]) & (boxes[:, 3] >= boxes[:, 1])  # quantized heads can invert a box
         if not valid.all():
             boxes, scores = boxes[valid], scores[valid]

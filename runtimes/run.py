@@ -124,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     for path, suffixes in ((args.out, tuple(VIDEO_CODECS)), (args.json, None), (summary_file, None)):
         if path is not None:
             prepare_output(path, suffixes)
-    detector = Detector.from_artifact(model, threads=args.threads, score_threshold=tracker.low_score,
+    detector = Detector.from_artifact(model, threads=args.threads, runtime=args.runtime,
+                                      score_threshold=tracker.low_score,
                                       **detector_options(args))
     if args.show:
         check_window_support()

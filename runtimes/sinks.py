@@ -83,12 +83,4 @@ class JsonlSink(_AtomicFile):
 
 def frame_record(index: int, t: float, detected: bool, faces: Detections) -> dict:
     """The JSON Lines record of one frame (the schema the README documents); pixels rounded to 0.1."""
-    records = []
-    for i in range(len(faces)):
-        face = {"id": int(faces.track_ids[i]) if faces.track_ids is not None else None,
-                "box": [round(float(v), 1) for v in faces.boxes[i]],
-                "score": round(float(faces.scores[i]), 4)}
-        if faces.landmarks is not None:
-            face["landmarks"] = [[round(float(x), 1), round(float(y), 1)] for x, y in faces.landmarks[i]]
-        records.append(face)
-    return {"frame": index, "t": round(t, 4), "detected": detected, "faces": records}
+    return {"frame": index, "t": round(t, 4), "detected": detected, "faces": faces.to_records()}

@@ -16,7 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+from runtimes.files import IMAGE_SUFFIXES
+
 MAX_CONSECUTIVE_FAILURES = 25  # undecodable reads in a row that end a video stream
 FRAME_COUNT_SLACK = 2  # containers' frame counts are estimates (duration x rate) that can be a frame or two over
 

@@ -16,6 +16,7 @@ from runtimes.files import shared_dir
 REPO = Path(__file__).resolve().parents[1]
 SHARED = shared_dir()
 SCRFD_ONNX = SHARED / "weights" / "scrfd" / "scrfd_500m_kps.onnx"
+YUNET_ONNX = SHARED / "weights" / "yunet" / "face_detection_yunet_2023mar.onnx"
 ULTRAFACE = SHARED / "weights" / "ultraface"
 WIDER = SHARED / "data" / "widerface"
 VAL_IMAGES = WIDER / "WIDER_val" / "images"
@@ -93,16 +94,27 @@ def wider_val_faces(image_path: Path) -> list[list[float]]:
     return [[x, y, x + w, y + h] for x, y, w, h in boxes if w > 0 and h > 0]
 
 
-@pytest.fixture(scope="session")
-def scrfd_hub(tmp_path_factory) -> Path:
-    """The shared SCRFD-500M-KPS ONNX as the hub artifact folder at 480×640 (onnxruntime runs it)."""
+def shared_hub(tmp_path_factory, onnx_file: Path, family: str) -> Path:
+    """A shared ONNX as the hub artifact folder at 480×640 (onnxruntime runs it); skips where it is absent."""
     from converters.onnx import main as onnx_main
 
-    if not SCRFD_ONNX.is_file():
-        pytest.skip(f"shared data not found at {SHARED}")
-    out = tmp_path_factory.mktemp("hub")
-    assert onnx_main(["--onnx", str(SCRFD_ONNX), "--family", "scrfd", "--hw", "480,640", "--out", str(out)]) == 0
+    if not onnx_file.is_file():
+        pytest.skip(f"{onnx_file.name} not found under {SHARED}")
+    out = tmp_path_factory.mktemp(family)
+    assert onnx_main(["--onnx", str(onnx_file), "--family", family, "--hw", "480,640", "--out", str(out)]) == 0
     return out / "onnx"
+
+
+@pytest.fixture(scope="session")
+def scrfd_hub(tmp_path_factory) -> Path:
+    """SCRFD-500M-KPS (insightface)."""
+    return shared_hub(tmp_path_factory, SCRFD_ONNX, "scrfd")
+
+
+@pytest.fixture(scope="session")
+def yunet_hub(tmp_path_factory) -> Path:
+    """YuNet 2023mar, OpenCV's face detector."""
+    return shared_hub(tmp_path_factory, YUNET_ONNX, "yunet")
 
 
 def installed_distributions() -> set[str]:

@@ -2,12 +2,18 @@
 import numpy as np
 import pytest
 
-from models.spec import scrfd_spec, ultraface_spec
+from models.families import family
+from models.families.scrfd import anchor_centers, scrfd_spec
+from models.families.ultraface import decode_ssd, ultraface_priors, ultraface_spec
+from models.families.yunet import yunet_spec
 from runtimes.backend import canonical_outputs
-from runtimes.decode import anchor_centers, decode, decode_ssd, ultraface_priors
 from runtimes.detector import Detector
 from runtimes.nms import box_iou, nms
 from runtimes.preprocess import Resized
+
+
+def decode(outputs, spec, score_threshold):
+    return family(spec.family).decode(outputs, spec, score_threshold)
 
 
 def test_anchor_centers_are_row_major_and_repeated_per_anchor():
@@ -95,6 +101,28 @@ def test_canonical_outputs_reorders_by_shape_and_rejects_mismatches():
     assert all(o.ndim == 2 for o in restored)
     with pytest.raises(ValueError, match="do not match scrfd"):
         canonical_outputs(shuffled[:5], spec)
+
+
+def test_yunet_decodes_as_opencv_does():
+    """score √(cls·obj); centre (cell + offset)·stride; size exp(·)·stride; landmarks (cell + offset)·stride."""
+    spec = yunet_spec("y", 64, 64)
+    outputs = [np.zeros(shape, np.float32) for shape in spec.output_shapes()]
+    cls, obj, bbox, kps = outputs[4:8]  # stride 16: a 4x4 grid; cell 6 is column 2, row 1
+    cls[6], obj[6] = 0.81, 1.0
+    bbox[6] = [0.5, 0.25, np.log(2), 0]
+    kps[6] = [0, 0, 1, 1, 0.5, 0.5, -1, 0, 0, -1]
+    boxes, scores, points = decode(outputs, spec, 0.5)
+    assert scores.tolist() == pytest.approx([0.9])  # √0.81; every other prior scores 0
+    assert len(boxes) == 1 and boxes[0].tolist() == pytest.approx([40 - 16, 20 - 8, 40 + 16, 20 + 8])  # 32 x 16
+    assert points[0].ravel().tolist() == pytest.approx([32, 16, 48, 32, 40, 24, 16, 16, 32, 0])
+
+
+def test_outputs_of_equal_shape_keep_their_file_order():
+    """YuNet's cls and obj of a stride have one shape; they are assigned in file order, never both to one."""
+    spec = yunet_spec("y", 64, 64)
+    outputs = [np.full((1, *shape), i, np.float32) for i, shape in enumerate(spec.output_shapes())]
+    restored = canonical_outputs(outputs[::-1], spec)
+    assert sorted(int(o[0, 0]) for o in restored) == list(range(12))
 
 
 class FixedBackend:

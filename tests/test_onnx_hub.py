@@ -88,26 +88,22 @@ def test_an_incomplete_source_says_exactly_what_to_pass(tmp_path):
 
 
 def test_no_source_and_no_default_weights_says_what_to_pass(tmp_path, monkeypatch):
-    import argparse
-
-    import converters.common as common
+    import converters.options as options
     from models.default import DefaultModel
 
-    monkeypatch.setattr(common, "DEFAULT_MODEL", DefaultModel("x", "ultraface_slim", tmp_path / "gone.pth", (480, 640)))
-    args = argparse.Namespace(onnx=None, model=None, family=None, weights=None, name=None)
-    with pytest.raises(common.UsageError, match=r"(?s)gone.pth are missing.*--onnx"):
-        common.check_source(args)
+    monkeypatch.setattr(options, "DEFAULT_MODEL", DefaultModel("x", "ultraface_slim", tmp_path / "gone.pth",
+                                                               (480, 640)))
+    with pytest.raises(options.UsageError, match=r"(?s)gone.pth are missing.*--onnx"):
+        options.Source().resolved()
 
 
-def test_no_source_means_the_default_model(monkeypatch):
-    import argparse
-
-    from converters.common import check_source
+def test_no_source_means_the_default_model():
+    from converters.options import Source
     from models.default import DEFAULT_MODEL
 
-    args = argparse.Namespace(onnx=None, model=None, family=None, weights=None, name=None)
-    check_source(args)
-    assert (args.model, args.weights, args.name) == (DEFAULT_MODEL.model, DEFAULT_MODEL.weights, DEFAULT_MODEL.name)
+    source = Source().resolved()
+    assert (source.model, source.weights, source.name) == (DEFAULT_MODEL.model, DEFAULT_MODEL.weights,
+                                                           DEFAULT_MODEL.name)
     assert DEFAULT_MODEL.weights.stat().st_size < 5e6  # committed in the repository
 
 

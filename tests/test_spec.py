@@ -1,6 +1,8 @@
 import pytest
 
-from models.spec import ModelSpec, Provenance, check_input_size, parse_hw, scrfd_spec, ultraface_spec
+from models.families.scrfd import scrfd_spec
+from models.families.ultraface import ultraface_spec
+from models.spec import ModelSpec, Provenance, check_input_size, parse_hw
 
 
 def test_model_spec_survives_a_json_round_trip():

@@ -7,8 +7,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from models.families.scrfd import anchor_centers
 from models.spec import ModelSpec
-from runtimes.decode import anchor_centers
 from runtimes.nms import box_iou
 
 TOPK = 9

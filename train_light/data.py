@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from calibration_data.images import image_size
+from runtimes.files import IMAGE_SUFFIXES
 
 WIDER_GT = Path("wider_face_split") / "wider_face_train_bbx_gt.txt"
 WIDER_IMAGES = Path("WIDER_train") / "images"
@@ -103,7 +104,7 @@ def read_wider_gt(gt_file: Path, images: Path) -> FaceList:
         if not name:
             i += 1
             continue
-        if not name.lower().endswith((".jpg", ".jpeg", ".png")):
+        if not name.lower().endswith(IMAGE_SUFFIXES):
             raise ValueError(f"{gt_file}:{i + 1}: expected an image name, got {name!r}")
         if i + 1 >= len(lines) or not lines[i + 1].strip().isdigit():
             got = lines[i + 1].strip() if i + 1 < len(lines) else "end of file"

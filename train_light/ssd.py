@@ -6,8 +6,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from models.families.ultraface import ultraface_priors
 from models.spec import ModelSpec
-from runtimes.decode import ultraface_priors
 from runtimes.nms import box_iou
 
 MATCH_IOU = 0.35  # Ultra-Light's iou_threshold
@@ -47,7 +47,7 @@ def match_priors(boxes: np.ndarray, priors: np.ndarray, iou_threshold: float = M
 
 
 def encode(boxes: np.ndarray, priors: np.ndarray, center_variance: float, size_variance: float) -> np.ndarray:
-    """xyxy boxes against cx,cy,w,h priors → SSD offsets (the inverse of runtimes.decode.decode_ssd)."""
+    """xyxy boxes against cx,cy,w,h priors → SSD offsets (the inverse of models.families.ultraface.decode_ssd)."""
     centers = (boxes[:, :2] + boxes[:, 2:]) / 2
     sizes = np.maximum(boxes[:, 2:] - boxes[:, :2], 1e-6)
     return np.concatenate([(centers - priors[:, :2]) / (center_variance * priors[:, 2:]),

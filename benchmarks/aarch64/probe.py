@@ -22,8 +22,7 @@ def detections(artifact: Path, images: list[Path], threads: int) -> dict[str, li
         if image is None:
             raise ValueError(f"{path}: cannot be read as an image")
         faces = detector(image)
-        found[path.name] = [{"box": [round(float(v), 2) for v in box], "score": round(float(score), 5)}
-                            for box, score in zip(faces.boxes, faces.scores)]
+        found[path.name] = faces.to_records(pixel_digits=2, score_digits=5)
     return found
 
 
