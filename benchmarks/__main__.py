@@ -19,7 +19,7 @@ from benchmarks.harness import default_images, run, targets_in
 from benchmarks.report import write_report
 from calibration_data.images import read_image
 from models.families import FAMILIES
-from runtimes.backend import RUNTIMES
+from runtimes.backends.base import RUNTIMES
 from runtimes.cli import hw_argument, non_negative_int, positive_int, run_cli
 from runtimes.files import prepare_output_dir
 

@@ -13,7 +13,7 @@ import cv2
 from tqdm import tqdm
 
 from models.spec import ModelSpec
-from runtimes.backend import RUNTIMES, SUFFIXES, resolve_artifact, runtime_for
+from runtimes.backends.base import RUNTIMES, SUFFIXES, resolve_artifact, runtime_for
 from runtimes.files import atomic_write_bytes, shared_dir
 
 LARGE_IMAGE = Path("data/widerface/WIDER_val/images/0--Parade/0_Parade_Parade_0_611.jpg")  # 1024×683, 10 faces

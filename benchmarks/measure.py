@@ -65,7 +65,7 @@ def interleaved_ms(measured: dict, runs: int, warmup: int) -> dict[str, list[flo
 def stats(times: list[float], blocks: int = 3) -> dict:
     """median_ms: the lowest of `blocks` consecutive block medians (the device unloaded: a noise burst spoils a
     block, not the figure); p10, p90 and spread = (p90 - p10) / median over all runs (what a user will see)."""
-    from runtimes.pipeline import lowest_block_median  # after pinning, like every heavy import here
+    from runtimes.detection.pipeline import lowest_block_median  # after pinning, like every heavy import here
 
     median = lowest_block_median(times, blocks)
     deciles = statistics.quantiles(times, n=10, method="inclusive") if len(times) > 1 else times * 9
@@ -77,7 +77,7 @@ def stats(times: list[float], blocks: int = 3) -> dict:
 def import_runtime(runtime) -> None:
     """Import the package a runtime needs (the adapters import theirs lazily, at load)."""
     if runtime.name == "litert":
-        from runtimes.tflite import interpreter_class
+        from runtimes.backends.tflite import interpreter_class
 
         interpreter_class()  # the lightest of LiteRT, tflite_runtime and TensorFlow that is installed
     else:
@@ -89,9 +89,9 @@ def measure(model: Path, threads: int, runs: int, warmup: int, images: list[Path
     cores = pin_to_cores(threads)
     import cv2
 
-    from runtimes.backend import load_backend, resolve_artifact, runtime_for
-    from runtimes.detector import Detector
-    from runtimes.preprocess import prepare
+    from runtimes.backends.base import load_backend, resolve_artifact, runtime_for
+    from runtimes.detection.detector import Detector
+    from runtimes.detection.preprocess import prepare
 
     record = {"cores": cores, "rss_base_mib": round(rss_mib(), 1)}
     import_runtime(runtime_for(resolve_artifact(model)[0], runtime))

@@ -10,8 +10,8 @@ import numpy as np
 
 from calibration_data.images import list_images, read_images
 from models.spec import ModelSpec
+from runtimes.detection.preprocess import normalize, resize_to_canvas
 from runtimes.files import atomic_write_bytes, shared_dir
-from runtimes.preprocess import normalize, resize_to_canvas
 
 DEFAULT_COUNT = 100
 MIN_COUNT = 8  # fewer images give activation ranges that clip real faces (INT8 agreement fell below 0.9)

@@ -15,7 +15,7 @@ import numpy as np
 
 from models.families import FAMILIES, family, family_help
 from models.spec import ModelSpec, Provenance
-from runtimes.backend import SUFFIXES, load_backend, resolve_artifact
+from runtimes.backends.base import SUFFIXES, load_backend, resolve_artifact
 from runtimes.cli import float_range, positive_int, positive_number, run_cli
 from runtimes.files import atomic_output_dir, prepare_output_dir, sha256_file
 

@@ -17,10 +17,10 @@ from calibration_data.calibration import default_verification_dir, sample_repres
 from calibration_data.images import list_images, read_images
 from converters.verify import cosine
 from models.families import family
-from runtimes.backend import load_backend
+from runtimes.backends.base import load_backend
 from runtimes.cli import positive_int, run_cli
+from runtimes.detection.preprocess import normalize, resize_to_canvas
 from runtimes.files import atomic_write_text
-from runtimes.preprocess import normalize, resize_to_canvas
 
 
 @dataclass(frozen=True)

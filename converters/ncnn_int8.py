@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from converters.keep_float import Fingerprint, matching_name
-from runtimes.ncnn import NcnnLayer, graph_io, param_text, read_param
+from runtimes.backends.ncnn import NcnnLayer, graph_io, param_text, read_param
 
 QUANTIZABLE = ("Convolution", "ConvolutionDepthWise")
 WEIGHTLESS = ("Input", "Split", "Concat", "Permute", "Reshape", "Sigmoid", "Softmax", "Interp", "BinaryOp",

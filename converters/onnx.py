@@ -18,10 +18,10 @@ from converters.common import add_source_arguments, held_out_images, source_labe
 from converters.options import ConvertOptions
 from models.families import family
 from models.spec import ModelSpec, Provenance, check_input_size, installed_versions
-from runtimes.backend import canonical_order
+from runtimes.backends.base import canonical_order
 from runtimes.cli import run_cli
+from runtimes.detection.preprocess import prepare
 from runtimes.files import atomic_output_dir, prepare_output_dir, sha256_file
-from runtimes.preprocess import prepare
 
 ONNX_TOOLS = ("onnx", "onnxsim", "onnxruntime", "torch", "facekit")
 
@@ -195,7 +195,7 @@ def compare_with_source(fixed: onnx.ModelProto, spec: ModelSpec, runner, images:
     import onnxruntime as ort
 
     from calibration_data.images import read_images
-    from runtimes.backend import canonical_outputs
+    from runtimes.backends.base import canonical_outputs
 
     session = ort.InferenceSession(fixed.SerializeToString(), providers=["CPUExecutionProvider"])
     worst = dict.fromkeys(spec.output_names, 0.0)

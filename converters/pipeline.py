@@ -41,7 +41,7 @@ from converters.onnx import HubModel, build_hub
 from converters.options import ConvertOptions
 from converters.verify import INT8_MIN_AGREEMENT, Verifier, VerifyReport
 from models.spec import ModelSpec, installed_versions
-from runtimes.backend import load_backend
+from runtimes.backends.base import load_backend
 from runtimes.cli import fraction_argument, positive_int
 from runtimes.files import atomic_write_text, replace_dir, staging_dir
 

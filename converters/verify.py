@@ -14,11 +14,11 @@ import numpy as np
 
 from calibration_data.images import read_images
 from models.families import family
-from runtimes.backend import Backend
-from runtimes.detections import Detections
-from runtimes.detector import Detector
-from runtimes.nms import box_iou
-from runtimes.preprocess import Resized, normalize, resize_to_canvas
+from runtimes.backends.base import Backend
+from runtimes.detection.detections import Detections
+from runtimes.detection.detector import Detector
+from runtimes.detection.nms import box_iou
+from runtimes.detection.preprocess import Resized, normalize, resize_to_canvas
 
 FLOAT_MIN_SCORE_COSINE = 0.9999
 INT8_MIN_AGREEMENT = 0.95  # both ways; a well-calibrated INT8 SCRFD keeps AP within a point at about 0.97+

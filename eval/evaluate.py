@@ -15,8 +15,8 @@ from eval.inference import Timing, predict_images
 from eval.predictions import read_predictions, shard_of
 from eval.protocol import SettingResult, image_curves, normalize_scores, summarize
 from models.families import FAMILIES
-from runtimes.backend import load_backend, resolve_artifact
-from runtimes.detector import MAX_DET, PRE_NMS_TOP_K, Detector
+from runtimes.backends.base import load_backend, resolve_artifact
+from runtimes.detection.detector import MAX_DET, PRE_NMS_TOP_K, Detector
 from runtimes.files import atomic_write_text, sha256_file
 
 

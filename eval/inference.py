@@ -1,6 +1,6 @@
 """Run a Detector over the evaluation images and write submission files, resumably, with a timing split.
 
-The stages overlap through runtimes.pipeline (read + preprocess ahead, backend here, decode + NMS + write
+The stages overlap through runtimes.detection.pipeline (read + preprocess ahead, backend here, decode + NMS + write
 behind). The overhead share is measured against the backend alone (a forward-only timing before the run), never
 against in-loop timings that contention inflates.
 """
@@ -14,9 +14,9 @@ import cv2
 from tqdm import tqdm
 
 from eval.predictions import write_prediction
-from runtimes.detector import Detector
-from runtimes.pipeline import forward_alone_ms, pipelined
-from runtimes.preprocess import prepare
+from runtimes.detection.detector import Detector
+from runtimes.detection.pipeline import forward_alone_ms, pipelined
+from runtimes.detection.preprocess import prepare
 
 
 @dataclass

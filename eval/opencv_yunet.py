@@ -17,9 +17,9 @@ from tqdm import tqdm
 from eval.groundtruth import load_ground_truth
 from eval.predictions import write_prediction
 from runtimes.cli import hw_argument, iou_argument, positive_int, run_cli, score_argument
-from runtimes.detector import PRE_NMS_TOP_K
+from runtimes.detection.detector import PRE_NMS_TOP_K
+from runtimes.detection.preprocess import resize_to_canvas
 from runtimes.files import prepare_output_dir, shared_dir
-from runtimes.preprocess import resize_to_canvas
 
 
 def detect(detector, image: np.ndarray, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:

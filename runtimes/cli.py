@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from runtimes.detector import MAX_DET, PRE_NMS_TOP_K
+from runtimes.detection.detector import MAX_DET, PRE_NMS_TOP_K
 
 
 class Terminated(KeyboardInterrupt):
@@ -129,7 +129,7 @@ def add_model_argument(parser: argparse.ArgumentParser) -> None:
 
 def add_detector_arguments(parser: argparse.ArgumentParser, score_default: float, score_help: str) -> None:
     """The Detector's settings: runtime, threads, score and NMS thresholds, resize mode, candidate caps."""
-    from runtimes.backend import RUNTIMES
+    from runtimes.backends.base import RUNTIMES
 
     own: dict[str, str] = {}
     for runtime in RUNTIMES.values():

@@ -10,9 +10,9 @@ import cv2
 
 from models.default import DEFAULT_MODEL
 from runtimes.cli import add_detector_arguments, add_model_argument, detector_options, run_cli
-from runtimes.detector import Detector
-from runtimes.draw import draw_detections
+from runtimes.detection.detector import Detector
 from runtimes.files import atomic_write_bytes, prepare_output
+from runtimes.video.draw import draw_detections
 
 
 def parser() -> argparse.ArgumentParser:

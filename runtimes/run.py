@@ -1,6 +1,6 @@
 """python -m runtimes.run SOURCE [--model ARTIFACT]: faces in a video, an image sequence or a camera, tracked.
 
-Thin over runtimes.video: opens the source and outputs (every bad path fails before any work), runs the
+Thin over runtimes.video.loop: opens the source and outputs (every bad path fails before any work), runs the
 pipelined loop with a progress bar or a window, and writes the summary. Ctrl-C or SIGTERM stops cleanly: the
 frames in flight are finished, the outputs closed with what was processed, the summary written, and the exit code
 is 130 (143 for SIGTERM).
@@ -31,13 +31,13 @@ from runtimes.cli import (
     stop_exit_code,
     stop_name,
 )
-from runtimes.detector import Detector
+from runtimes.detection.detector import Detector
 from runtimes.files import atomic_write_text, prepare_output
-from runtimes.sinks import VIDEO_CODECS, JsonlSink, VideoSink
-from runtimes.smooth import SmootherConfig
-from runtimes.sources import open_source
-from runtimes.track import TrackerConfig
-from runtimes.video import VideoRun
+from runtimes.video.loop import VideoRun
+from runtimes.video.sinks import VIDEO_CODECS, JsonlSink, VideoSink
+from runtimes.video.smooth import SmootherConfig
+from runtimes.video.sources import open_source
+from runtimes.video.track import TrackerConfig
 
 WINDOW = "facekit (q or Esc to stop)"
 

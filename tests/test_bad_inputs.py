@@ -234,7 +234,7 @@ def inputs(tmp_path_factory) -> dict[str, str]:
 def wider_roots(root: Path) -> dict[str, Path]:
     """A WIDER val root of four sample images (boxes: the shipped model's own confident detections), copies of it
     with a cut .mat, and a prediction folder missing two images."""
-    from runtimes.detector import Detector
+    from runtimes.detection.detector import Detector
 
     detector = Detector.from_artifact(DEFAULT_MODEL.artifact("onnx"), score_threshold=0.5)
     keys = [f"{event_of(n)}/{n}" for n in NAMES]

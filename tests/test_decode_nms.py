@@ -6,10 +6,10 @@ from models.families import family
 from models.families.scrfd import anchor_centers, scrfd_spec
 from models.families.ultraface import decode_ssd, ultraface_priors, ultraface_spec
 from models.families.yunet import yunet_spec
-from runtimes.backend import canonical_outputs
-from runtimes.detector import Detector
-from runtimes.nms import box_iou, nms
-from runtimes.preprocess import Resized
+from runtimes.backends.base import canonical_outputs
+from runtimes.detection.detector import Detector
+from runtimes.detection.nms import box_iou, nms
+from runtimes.detection.preprocess import Resized
 
 
 def decode(outputs, spec, score_threshold):
@@ -161,7 +161,7 @@ def test_boxes_with_negative_size_are_not_detections():
 
 
 def test_by_default_a_model_scoring_every_prior_high_gets_bounded_candidates():
-    from runtimes.detector import MAX_DET, PRE_NMS_TOP_K
+    from runtimes.detection.detector import MAX_DET, PRE_NMS_TOP_K
 
     spec = ultraface_spec("u", 640, 640)  # 23,500 priors
     n = spec.output_shapes()[0][0]

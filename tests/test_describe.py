@@ -50,7 +50,7 @@ def test_published_ncnn_scrfd_with_raw_head_maps_maps_onto_the_official_onnx_out
     import numpy as np
     import onnxruntime as ort
 
-    from runtimes.preprocess import prepare
+    from runtimes.detection.preprocess import prepare
     from tests.conftest import SCRFD_ONNX, VAL_IMAGES
 
     param = REFERENCE / "scrfd_ncnn" / "ncnn_scrfd_500m_kps-opt2.param"

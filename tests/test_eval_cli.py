@@ -17,7 +17,7 @@ import pytest
 from eval.__main__ import main as eval_main
 from eval.groundtruth import load_ground_truth
 from eval.predictions import read_prediction
-from runtimes.detector import Detector
+from runtimes.detection.detector import Detector
 from tests.conftest import SAMPLE_VERIFICATION, VAL_IMAGES, WIDER, requires_shared
 from tests.wider_fixture import event_of, write_wider_val
 

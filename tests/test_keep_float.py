@@ -106,7 +106,7 @@ def kept_in(folder) -> list[str]:
 def test_keep_float_leaves_the_named_convolutions_float_in_ncnn_and_onnxruntime(slim_hub, tmp_path):
     from converters.ncnn import main as ncnn_main
     from converters.ort import main as ort_main
-    from runtimes.ncnn import read_param
+    from runtimes.backends.ncnn import read_param
 
     hub, convs = slim_hub
     kept = [convs[0], convs[5]]

@@ -14,7 +14,7 @@ from torch import nn
 from converters.ncnn_int8 import HIST_BINS, activation_threshold, calibrate, rewrite_int8
 from converters.verify import cosine
 from runtimes import load_backend
-from runtimes.ncnn import read_param
+from runtimes.backends.ncnn import read_param
 from tests.conftest import SAMPLE_CALIBRATION, SAMPLE_VERIFICATION
 
 REPO = Path(__file__).resolve().parents[1]

@@ -147,7 +147,7 @@ def test_pytorch_scrfd_with_official_weights_gives_the_official_outputs(tmp_path
 
     from calibration_data import read_image
     from runtimes import load_backend
-    from runtimes.preprocess import prepare
+    from runtimes.detection.preprocess import prepare
     from tests.conftest import VAL_IMAGES
 
     assert onnx_main(["--model", "scrfd_500m_kps", "--weights", str(SCRFD_ONNX), "--hw", "480,640",

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from runtimes import load_backend
-from runtimes.detector import Detector
-from runtimes.opencv import OpenCVBackend
+from runtimes.backends.opencv import OpenCVBackend
+from runtimes.detection.detector import Detector
 from tests.conftest import SAMPLE_VERIFICATION
 
 

@@ -12,11 +12,11 @@ def test_runtimes_eval_and_benchmarks_import_without_torch_or_tensorflow():
         import sys
         for name in ("torch", "tensorflow", "tf_keras", "onnx2tf"):
             sys.modules[name] = None  # any import of these now raises ImportError
-        import pkgutil, importlib, runtimes, eval, benchmarks
-        for package in (runtimes, eval, benchmarks):
-            for module in pkgutil.iter_modules(package.__path__):
-                importlib.import_module(f"{package.__name__}.{module.name}")
-        from runtimes.tflite import interpreter_class
+        import pkgutil, importlib, runtimes, eval, benchmarks, models.families
+        for package in (runtimes, eval, benchmarks, models.families):
+            for module in pkgutil.walk_packages(package.__path__, f"{package.__name__}."):
+                importlib.import_module(module.name)  # every module, subpackages' too
+        from runtimes.backends.tflite import interpreter_class
         assert interpreter_class().__module__.startswith("ai_edge_litert")
         import models, calibration_data  # the spec and calibration helpers are light too
         print("ok")

@@ -8,8 +8,8 @@ import numpy as np
 from models.default import DEFAULT_MODEL, SHIPPED_KINDS
 from models.spec import ModelSpec
 from runtimes import Detector
+from runtimes.detection.nms import box_iou
 from runtimes.files import sha256_file
-from runtimes.nms import box_iou
 from tests.conftest import SAMPLE_VERIFICATION
 
 

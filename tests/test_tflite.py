@@ -10,8 +10,8 @@ from calibration_data import read_image
 from converters.verify import FLOAT_MIN_SCORE_COSINE, INT8_MIN_AGREEMENT
 from models.spec import ModelSpec
 from runtimes import Detector, load_backend
-from runtimes.nms import box_iou
-from runtimes.tflite import interpreter_class
+from runtimes.backends.tflite import interpreter_class
+from runtimes.detection.nms import box_iou
 from tests.conftest import SAMPLE_VERIFICATION, SCRFD_ONNX, VAL_IMAGES, wider_val_faces
 
 PRECISIONS = ("fp32", "fp16", "int8")

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 
 from models.spec import ModelSpec
-from runtimes import kalman
-from runtimes.detections import Detections
-from runtimes.preprocess import prepare
-from runtimes.scenecut import SceneCutDetector
-from runtimes.smooth import Smoother
-from runtimes.track import Tracker, TrackerConfig
+from runtimes.detection.detections import Detections
+from runtimes.detection.preprocess import prepare
+from runtimes.video import kalman
+from runtimes.video.scenecut import SceneCutDetector
+from runtimes.video.smooth import Smoother
+from runtimes.video.track import Tracker, TrackerConfig
 from tests.conftest import SHARED, VAL_IMAGES
 
 VIDEO = SHARED / "data" / "video"

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from runtimes.detector import Detector
+from runtimes.detection.detector import Detector
 from runtimes.run import main as run_main
 from tests.conftest import REPO, SAMPLE_CALIBRATION, SHARED, requires_shared
 from tests.synthetic_clip import PAN, PAN_SPEED, STILL, ZOOM, make_clip, map_points

@@ -6,9 +6,9 @@ import pytest
 
 from models.families import FAMILIES, family
 from models.spec import ModelSpec
-from runtimes.detector import Detector
-from runtimes.nms import box_iou
-from runtimes.preprocess import resize_to_canvas
+from runtimes.detection.detector import Detector
+from runtimes.detection.nms import box_iou
+from runtimes.detection.preprocess import resize_to_canvas
 from tests.conftest import SAMPLE_VERIFICATION, WIDER, YUNET_ONNX
 
 

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from models.families.scrfd import anchor_centers
 from models.spec import ModelSpec
-from runtimes.nms import box_iou
+from runtimes.detection.nms import box_iou
 
 TOPK = 9
 BASE_SIZES = {8: 16, 16: 64, 32: 256}  # scrfd_500m: base_sizes [16, 64, 256], scales [1, 2], ratio 1

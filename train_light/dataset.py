@@ -12,7 +12,7 @@ from torch.utils.data import Dataset, Sampler
 from tqdm import tqdm
 
 from models.spec import ModelSpec
-from runtimes.preprocess import normalize
+from runtimes.detection.preprocess import normalize
 from train_light.augment import Faces, drop_small, horizontal_flip, photometric_distort, random_crop, robustness
 from train_light.data import FaceList
 from train_light.recipes import Recipe

@@ -10,8 +10,8 @@ from eval.evaluate import score
 from eval.groundtruth import GroundTruth, load_ground_truth
 from eval.inference import predict_images
 from models.spec import ModelSpec
-from runtimes.backend import Backend
-from runtimes.detector import Detector
+from runtimes.backends.base import Backend
+from runtimes.detection.detector import Detector
 
 
 class TorchBackend(Backend):

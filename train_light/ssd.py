@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from models.families.ultraface import ultraface_priors
 from models.spec import ModelSpec
-from runtimes.nms import box_iou
+from runtimes.detection.nms import box_iou
 
 MATCH_IOU = 0.35  # Ultra-Light's iou_threshold
 NEG_POS_RATIO = 3

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from runtimes.nms import box_iou
+from runtimes.detection.nms import box_iou
 
 
 @dataclass(frozen=True)

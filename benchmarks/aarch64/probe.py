@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 
 from benchmarks.device import device_record
-from runtimes.detector import Detector
+from runtimes.detection.detector import Detector
 
 
 def detections(artifact: Path, images: list[Path], threads: int) -> dict[str, list[dict]]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runtimes.detections import Detections
+from runtimes.detection.detections import Detections
 
 
 @dataclass(frozen=True)

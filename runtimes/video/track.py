@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from runtimes import kalman
-from runtimes.detections import Detections
-from runtimes.nms import box_iou
+from runtimes.detection.detections import Detections
+from runtimes.detection.nms import box_iou
+from runtimes.video import kalman
 
 
 @dataclass(frozen=True)

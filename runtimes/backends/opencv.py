@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from runtimes.backend import Backend
+from runtimes.backends.base import Backend
 
 
 class OpenCVBackend(Backend):

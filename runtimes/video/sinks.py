@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from runtimes.detections import Detections
+from runtimes.detection.detections import Detections
 from runtimes.files import prepare_output
 
 VIDEO_CODECS = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "mp4v", ".mov": "mp4v"}

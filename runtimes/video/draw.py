@@ -4,7 +4,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from runtimes.detections import Detections
+from runtimes.detection.detections import Detections
 
 BOX_COLOR = (0, 255, 0)
 POINT_COLORS = ((255, 0, 0), (0, 0, 255), (0, 255, 255), (255, 0, 255), (255, 255, 0))

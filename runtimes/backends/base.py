@@ -26,11 +26,11 @@ class Runtime:
 # Adding a backend: one adapter module and one line here. The first runtime of a suffix is the one it gets
 # unless --runtime names another.
 RUNTIMES = {r.name: r for r in (
-    Runtime("onnxruntime", ".onnx", "runtimes.onnxruntime:OnnxBackend", "onnxruntime"),
-    Runtime("litert", ".tflite", "runtimes.tflite:TFLiteBackend", "ai_edge_litert"),
-    Runtime("ncnn", ".param", "runtimes.ncnn:NcnnBackend", "ncnn"),
-    Runtime("mnn", ".mnn", "runtimes.mnn:MnnBackend", "MNN"),
-    Runtime("opencv", ".onnx", "runtimes.opencv:OpenCVBackend", "cv2"),
+    Runtime("onnxruntime", ".onnx", "runtimes.backends.onnxruntime:OnnxBackend", "onnxruntime"),
+    Runtime("litert", ".tflite", "runtimes.backends.tflite:TFLiteBackend", "ai_edge_litert"),
+    Runtime("ncnn", ".param", "runtimes.backends.ncnn:NcnnBackend", "ncnn"),
+    Runtime("mnn", ".mnn", "runtimes.backends.mnn:MnnBackend", "MNN"),
+    Runtime("opencv", ".onnx", "runtimes.backends.opencv:OpenCVBackend", "cv2"),
 )}
 SUFFIXES = tuple(dict.fromkeys(r.suffix for r in RUNTIMES.values()))  # the artifact files a folder may hold
 

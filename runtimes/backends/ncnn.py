@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtimes.backend import Backend
+from runtimes.backends.base import Backend
 
 PARAM_MAGIC = "7767517"
 

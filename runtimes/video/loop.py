@@ -1,6 +1,6 @@
 """Faces in a stream of frames: detect (every K-th frame), track, smooth, draw and write, stage by stage in parallel.
 
-Built on runtimes.pipeline: the reader thread decodes and preprocesses ahead, the calling thread runs the
+Built on runtimes.detection.pipeline: the reader thread decodes and preprocesses ahead, the calling thread runs the
 backend, the writer thread runs decode + NMS, the tracker, the smoother, drawing, encoding and JSON behind it.
 Each stage's time is recorded per frame; the backend's time alone (measured on the first frame before the
 run) is the reference the frame rate is judged against.
@@ -15,16 +15,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from runtimes.detections import Detections
-from runtimes.detector import Detector
-from runtimes.draw import draw_detections, draw_status
-from runtimes.pipeline import forward_alone_ms, pipelined
-from runtimes.preprocess import prepare
-from runtimes.scenecut import SceneCutDetector
-from runtimes.sinks import JsonlSink, VideoSink
-from runtimes.smooth import Smoother, SmootherConfig
-from runtimes.sources import Frame, FrameSource
-from runtimes.track import Tracker, TrackerConfig
+from runtimes.detection.detections import Detections
+from runtimes.detection.detector import Detector
+from runtimes.detection.pipeline import forward_alone_ms, pipelined
+from runtimes.detection.preprocess import prepare
+from runtimes.video.draw import draw_detections, draw_status
+from runtimes.video.scenecut import SceneCutDetector
+from runtimes.video.sinks import JsonlSink, VideoSink
+from runtimes.video.smooth import Smoother, SmootherConfig
+from runtimes.video.sources import Frame, FrameSource
+from runtimes.video.track import Tracker, TrackerConfig
 
 STAGES = ("decode", "scene_cut", "preprocess", "forward", "postprocess", "tracking", "drawing", "json")
 

@@ -15,8 +15,8 @@ from typing import TypeVar
 
 import numpy as np
 
-from runtimes.detector import Detector
-from runtimes.preprocess import prepare
+from runtimes.detection.detector import Detector
+from runtimes.detection.preprocess import prepare
 
 Item, Loaded, Outputs, Result = TypeVar("Item"), TypeVar("Loaded"), TypeVar("Outputs"), TypeVar("Result")
 _END = object()

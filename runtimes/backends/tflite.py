@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from runtimes.backend import Backend, fixed_hw
+from runtimes.backends.base import Backend, fixed_hw
 
 
 def interpreter_class():

@@ -8,10 +8,10 @@ from __future__ import annotations
 import numpy as np
 
 from models.families import family
-from runtimes.backend import Backend, load_backend
-from runtimes.detections import Detections
-from runtimes.nms import nms
-from runtimes.preprocess import Resized, prepare
+from runtimes.backends.base import Backend, load_backend
+from runtimes.detection.detections import Detections
+from runtimes.detection.nms import nms
+from runtimes.detection.preprocess import Resized, prepare
 
 # Measured on the 578 shared WIDER val images at score 0.02 (eval's default), against no caps: top-5000 changed no
 # AP; at most 750 out (RetinaFace's) cost SCRFD-500M 0.10 AP Hard (it keeps up to 4,156 boxes on an image), 1500

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 
-from runtimes.backend import Backend, fixed_hw
+from runtimes.backends.base import Backend, fixed_hw
 
 
 class OnnxBackend(Backend):
