@@ -16,6 +16,7 @@ from pathlib import Path
 
 from benchmarks.device import device_record
 from benchmarks.harness import default_images, run, targets_in
+from benchmarks.measure import FACE_DETECTOR_YN
 from benchmarks.report import write_report
 from calibration_data.images import read_image
 from models.families import FAMILIES
@@ -47,9 +48,11 @@ def parser() -> argparse.ArgumentParser:
                    "640x480 one, then a large one; default: cut from the shared WIDER val image 0_Parade_Parade_0_611)")
     p.add_argument("--eval", type=Path, action="append", default=[], help="python -m eval report.json files: adds "
                                                                           "the AP-vs-latency plot")
-    p.add_argument("--runtime", action="append", default=[], choices=tuple(RUNTIMES),
+    p.add_argument("--runtime", action="append", default=[], choices=(*RUNTIMES, FACE_DETECTOR_YN),
                    help="run the artifacts of its file type with this runtime (repeat to measure each, e.g. "
-                        "--runtime onnxruntime --runtime opencv for the .onnx files); default: each file type's own")
+                        "--runtime onnxruntime --runtime opencv for the .onnx files); default: each file type's own. "
+                        f"{FACE_DETECTOR_YN}: also time OpenCV's own cv2.FaceDetectorYN on YuNet ONNX artifacts, "
+                        "letterboxed alike (its decode and NMS run inside its forward)")
     p.add_argument("--device-label", help="name of this device in reports (default: CPU, architecture, cores)")
     p.add_argument("--out", type=Path, default=Path("benchmark_results"), help="output folder")
     return p

@@ -6,12 +6,13 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
 from tqdm import tqdm
 
+from benchmarks.measure import FACE_DETECTOR_YN
 from models.spec import ModelSpec
 from runtimes.backends.base import RUNTIMES, SUFFIXES, resolve_artifact, runtime_for
 from runtimes.files import atomic_write_bytes, shared_dir
@@ -41,6 +42,9 @@ def artifact_size_mb(model_file: Path) -> float:
 def target_for(folder: Path, runtime: str | None = None) -> Target:
     """The artifact in `folder`, run by `runtime` (default: its file type's own; labelled when another)."""
     model_file, spec_file = resolve_artifact(folder)
+    if runtime == FACE_DETECTOR_YN:
+        return replace(target_for(folder), label=f"{folder.parent.name}/{folder.name} (cv2.FaceDetectorYN)",
+                       runtime=FACE_DETECTOR_YN)
     chosen = runtime_for(model_file, runtime)
     if not spec_file.is_file():
         raise FileNotFoundError(f"{spec_file}: missing; describe a third-party file first (python -m "
@@ -58,7 +62,8 @@ def target_for(folder: Path, runtime: str | None = None) -> Target:
 
 def targets_in(folders: list[Path], sets: list[Path], runtimes: list[str] = ()) -> list[Target]:
     """Artifact folders given one by one, then every artifact folder (with a model.json) inside each set folder;
-    each once per runtime in `runtimes` that runs its file type (by its own runtime where none does)."""
+    each once per runtime in `runtimes` that runs its file type (by its own runtime where none does), and YuNet
+    ONNX files also by cv2.FaceDetectorYN when `runtimes` holds FACE_DETECTOR_YN."""
     chosen = [Path(f) for f in folders]
     for root in map(Path, sets):
         if not root.is_dir():
@@ -71,9 +76,12 @@ def targets_in(folders: list[Path], sets: list[Path], runtimes: list[str] = ()) 
         chosen += sorted(found, key=lambda p: (p.name != "onnx", p.name))
     targets = []
     for folder in chosen:
-        suffix = resolve_artifact(folder)[0].suffix
-        able = [r for r in runtimes if RUNTIMES[r].suffix == suffix] or [None]
-        targets += [target_for(folder, runtime) for runtime in able]
+        model_file, spec_file = resolve_artifact(folder)
+        able = [r for r in runtimes if r != FACE_DETECTOR_YN and RUNTIMES[r].suffix == model_file.suffix] or [None]
+        targets += [target_for(folder, runtime) for runtime in able]  # target_for checks model.json first
+        if FACE_DETECTOR_YN in runtimes and model_file.suffix == ".onnx":
+            if ModelSpec.load(spec_file).family == "yunet":
+                targets.append(target_for(folder, FACE_DETECTOR_YN))
     return targets
 
 

@@ -39,7 +39,8 @@ def summarize(rows: list[dict]) -> list[dict]:
             "spread": statistics.median(r["forward"]["spread"] for r in runs),
             "repeat_range": (max(forward) - min(forward)) / min(forward),
             "preprocess_ms": statistics.median(r["preprocess"]["median_ms"] for r in runs),
-            "postprocess_ms": statistics.median(r["postprocess"]["median_ms"] for r in runs),
+            "postprocess_ms": (statistics.median(r["postprocess"]["median_ms"] for r in runs)
+                               if all(r["postprocess"] for r in runs) else None),  # None: inside the forward
             "e2e_ms": [statistics.median(values) for values in e2e],
             "e2e_images": [f"{e['size'][0]}x{e['size'][1]}" for e in first["end_to_end"]],
             "faces": [e["faces"] for e in first["end_to_end"]],

@@ -180,3 +180,17 @@ def test_an_onnx_file_is_benchmarked_through_its_hub(tmp_path):
     rows = json.loads((tmp_path / "results.json").read_text())[0]["rows"]
     assert [(r["input"], r["runtime"]) for r in rows] == [("320x320", "onnxruntime")]
     assert rows[0]["macs"] == pytest.approx(0.55e9 * 320 * 320 / (480 * 640), rel=0.02)
+
+
+def test_opencvs_face_detector_is_timed_beside_the_kits_yunet(yunet_hub, tmp_path):
+    """--runtime facedetectoryn adds cv2.FaceDetectorYN on YuNet ONNX artifacts (and only those): its forward holds
+    OpenCV's decode and NMS, so its row has no postprocess, and it finds the faces the kit's Detector finds."""
+    images = ["--image", str(SAMPLE_VERIFICATION / "4_Dancing_Dancing_4_905.jpg")] * 2
+    assert bench_main(["--model", str(yunet_hub), "--runtime", "onnxruntime", "--runtime", "facedetectoryn",
+                       "--threads", "1", "--runs", "3", "--warmup", "1", *images, "--out", str(tmp_path)]) == 0
+    rows = {r["runtime"]: r for r in json.loads((tmp_path / "results.json").read_text())[0]["rows"]}
+    assert set(rows) == {"onnxruntime", "facedetectoryn"}
+    opencv, kit = rows["facedetectoryn"], rows["onnxruntime"]
+    assert opencv["postprocess"] is None and opencv["forward"]["median_ms"] > 0
+    assert [e["faces"] for e in opencv["end_to_end"]] == [e["faces"] for e in kit["end_to_end"]]
+    assert "(cv2.FaceDetectorYN)" in (tmp_path / "report.md").read_text()
