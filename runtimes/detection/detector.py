@@ -33,6 +33,7 @@ class Detector:
         self.score_threshold, self.nms_threshold, self.max_det = score_threshold, nms_threshold, max_det
         self.resize = resize or self.spec.resize
         self.pre_nms_top_k = pre_nms_top_k
+        self.decode = family(self.spec.family).decode  # looked up once, not per image
 
     @classmethod
     def from_artifact(cls, path, threads: int | None = None, runtime: str | None = None, **options) -> Detector:
@@ -52,7 +53,7 @@ class Detector:
 
     def postprocess(self, outputs: list[np.ndarray], resized: Resized) -> Detections:
         """Canonical raw outputs of one image → NMS-filtered Detections in that image's pixels."""
-        boxes, scores, landmarks = family(self.spec.family).decode(outputs, self.spec, self.score_threshold)
+        boxes, scores, landmarks = self.decode(outputs, self.spec, self.score_threshold)
         valid = (boxes[:, 2] >= boxes[:, 0]) & (boxes[:, 3] >= boxes[:, 1])  # quantized heads can invert a box
         if not valid.all():
             boxes, scores = boxes[valid], scores[valid]
