@@ -2,12 +2,10 @@
 BGR 0-255 input. Decoded as OpenCV does: score √(cls·obj), centre (cell + offset)·stride, size exp(·)·stride."""
 from __future__ import annotations
 
-import math
-from functools import lru_cache
-
 import numpy as np
 
 from models.families.family import Decoded, Family, grid_cells
+from models.families.scrfd import anchor_centers, distance_to_points
 from models.spec import ModelSpec
 
 HEADS = ("cls", "obj", "bbox", "kps")
@@ -20,13 +18,6 @@ def yunet_spec(name: str, h: int, w: int) -> ModelSpec:
                      output_names=tuple(f"{head}_{s}" for s in strides for head in HEADS), input_name="input",
                      channel_order="BGR", mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), anchors_per_location=1,
                      has_landmarks=True)
-
-
-@lru_cache(maxsize=32)
-def cell_origins(h: int, w: int, stride: int) -> np.ndarray:
-    """(H/s·W/s, 2) float32 column,row of each cell, row-major: what YuNet's offsets are added to."""
-    ys, xs = np.mgrid[: math.ceil(h / stride), : math.ceil(w / stride)]
-    return np.stack([xs, ys], axis=-1).reshape(-1, 2).astype(np.float32)
 
 
 def scores_of(cls: np.ndarray, obj: np.ndarray) -> np.ndarray:
@@ -60,11 +51,11 @@ class YuNet(Family):
             cls, obj, bbox, kps = outputs[4 * i:4 * i + 4]
             score = scores_of(cls, obj)
             keep = np.flatnonzero(score >= score_threshold)
-            cells = cell_origins(spec.input_h, spec.input_w, stride)[keep]
-            centers = (cells + bbox[keep, :2]) * stride
+            origins = anchor_centers(spec.input_h, spec.input_w, stride, 1)[keep]  # cell corners: (column, row)·stride
+            centers = origins + bbox[keep, :2] * stride
             sizes = np.exp(bbox[keep, 2:]) * stride
             boxes.append(np.concatenate([centers - sizes / 2, centers + sizes / 2], axis=1))
-            points.append((cells[:, None, :] + kps[keep].reshape(-1, 5, 2)) * stride)
+            points.append(distance_to_points(origins, kps[keep] * stride))
             scores.append(score[keep])
         return (np.concatenate(boxes).astype(np.float32), np.concatenate(scores).astype(np.float32),
                 np.concatenate(points).astype(np.float32))
