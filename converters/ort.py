@@ -8,8 +8,9 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+import onnx
 
-from converters.keep_float import Fingerprint
+from converters.keep_float import Fingerprint, onnx_ops, output_tail
 from converters.pipeline import BackendConverter, ConvertJob, Produced, Timer, backend_main, no_float_artifacts
 from runtimes.cli import run_cli
 
@@ -36,20 +37,25 @@ class _Batches:
 
 
 def quantize(job: ConvertJob, kept: dict[str, Fingerprint]) -> Produced:
-    """QDQ INT8 of the INT8 source; the kept Conv nodes (hub names are ONNX node names here) stay float."""
+    """QDQ INT8 of the INT8 source; the kept Conv nodes (hub names are ONNX node names here) and, unless
+    --int8-tail, the output tail stay float."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     calibrator = job.options.ort_calib or DEFAULT_CALIBRATOR
     method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
               "entropy": CalibrationMethod.Entropy}[calibrator]
     out = job.work / f"int8-{len(list(job.work.glob('int8-*.onnx')))}.onnx"  # auto converts more than once
+    excluded = list(kept)
+    if not job.options.int8_tail:
+        excluded += output_tail(*onnx_ops(onnx.load(str(job.int8_source))))
     with Timer() as timer:
         quantize_static(str(job.int8_source), str(out),
                         _Batches(job.hub.spec.input_name, job.calibration.normalized(job.hub.spec, "NCHW")),
                         quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QInt8,
-                        weight_type=QuantType.QInt8, calibrate_method=method, nodes_to_exclude=list(kept),
+                        weight_type=QuantType.QInt8, calibrate_method=method, nodes_to_exclude=excluded,
                         extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
-    return Produced([out], timer.seconds, {"calibration": calibrator})
+    return Produced([out], timer.seconds, {"calibration": calibrator,
+                                           "output_tail": "int8" if job.options.int8_tail else "float"})
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from converters.common import tool_output_to
-from converters.keep_float import NONE, Fingerprint, matching_name
+from converters.keep_float import NONE, Fingerprint, matching_name, output_tail
 from converters.pipeline import BackendConverter, ConvertJob, Produced, Timer, backend_main
 from runtimes.cli import run_cli
 
@@ -55,32 +55,39 @@ def int8_converter(saved_model: Path, samples: np.ndarray, int_io: bool):
     return converter
 
 
-def float_conv_nodes(calibrated: bytes, kept: dict[str, Fingerprint]) -> list[str]:
-    """Output tensor names (what TF's quantizer denylists) of the calibrated model's convolutions in `kept`."""
+def float_nodes(calibrated: bytes, kept: dict[str, Fingerprint], tail: bool) -> list[str]:
+    """Output tensor names (what TF's quantizer denylists) of the calibrated model's convolutions in `kept` and,
+    when `tail`, of its output tail."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_content=calibrated)
     interpreter.allocate_tensors()
     names = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}
-    nodes = [names[op["outputs"][0]] for op in interpreter._get_ops_details()  # noqa: SLF001 (op list: no public API)
-             if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D")
+    ops = interpreter._get_ops_details()  # noqa: SLF001 (the op list has no public API)
+    convs = [names[op["outputs"][0]] for op in ops if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D")
              and matching_name(kept, interpreter.get_tensor(op["inputs"][1]))]
-    if len(nodes) != len(kept):
-        raise RuntimeError(f"--keep-float: found {len(nodes)} of the {len(kept)} convolutions in the TFLite model")
-    return nodes
+    if len(convs) != len(kept):
+        raise RuntimeError(f"--keep-float: found {len(convs)} of the {len(kept)} convolutions in the TFLite model")
+    if not tail:
+        return convs
+    graph = [(names[op["outputs"][0]], op["op_name"], [names[i] for i in op["inputs"] if i >= 0],
+              [names[o] for o in op["outputs"]]) for op in ops]
+    return convs + output_tail(graph, {names[o["index"]] for o in interpreter.get_output_details()})
 
 
-def quantize_int8(saved_model: Path, samples: np.ndarray, int_io: bool, kept: dict[str, Fingerprint]) -> bytes:
-    """INT8 TFLite; the convolutions in `kept` stay float through TF's quantization debugger (denylisted nodes)."""
+def quantize_int8(saved_model: Path, samples: np.ndarray, int_io: bool, kept: dict[str, Fingerprint],
+                  int8_tail: bool = False) -> bytes:
+    """INT8 TFLite; the convolutions in `kept` and, unless `int8_tail`, the output tail stay float
+    through TF's quantization debugger (denylisted nodes)."""
     converter = int8_converter(saved_model, samples, int_io)
-    if not kept:
+    if not kept and int8_tail:
         return converter.convert()
     import tensorflow as tf
 
     debugger = tf.lite.experimental.QuantizationDebugger(
         converter=converter, debug_dataset=lambda: ([sample[None]] for sample in samples[:1]))
     debugger.options = tf.lite.experimental.QuantizationDebugOptions(
-        denylisted_nodes=float_conv_nodes(debugger.calibrated_model, kept), fully_quantize=int_io)
+        denylisted_nodes=float_nodes(debugger.calibrated_model, kept, not int8_tail), fully_quantize=int_io)
     return debugger.get_nondebug_quantized_model()
 
 
@@ -120,9 +127,10 @@ def quantize(job: ConvertJob, kept: dict[str, Fingerprint]) -> Produced:
                 saved_model_of(job, job.int8_source, saved)
         samples = job.calibration.normalized(job.hub.spec, "NHWC")
         with tool_output_to(job.work / "quantize.log", job.options.verbose):
-            model = quantize_int8(saved, samples, job.options.int_io, kept)
+            model = quantize_int8(saved, samples, job.options.int_io, kept, job.options.int8_tail)
         (job.work / "model_int8.tflite").write_bytes(model)
-    return Produced([job.work / "model_int8.tflite"], timer.seconds, {"calibration": "minmax"})
+    tail = "int8" if job.options.int8_tail else "float"
+    return Produced([job.work / "model_int8.tflite"], timer.seconds, {"calibration": "minmax", "output_tail": tail})
 
 
 TFLITE = BackendConverter(name="tflite", suffix=".tflite", layout="NHWC", convert=convert, quantize=quantize,

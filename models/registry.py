@@ -13,6 +13,7 @@ from models.families.ultraface import ultraface_spec
 from models.scrfd import SCRFD, SCRFD_500M, SCRFD_500M_KPS
 from models.spec import ModelSpec
 from models.ultraface import UltraFace
+from models.widths import fit_widths
 
 
 @dataclass(frozen=True)
@@ -42,24 +43,34 @@ def entry(name: str) -> ModelEntry:
 
 
 def build(name: str, weights: str | Path | None = None) -> nn.Module:
-    """The model `name` in eval mode, with `weights` loaded when given.
-
-    A state dict (.pth/.pt) loads strictly; an official insightface SCRFD .onnx has its folded weights imported.
-    """
+    """The model `name` in eval mode, with `weights` loaded when given (see load_weights)."""
     model = entry(name).builder()
-    if weights is not None and Path(weights).suffix == ".onnx":
+    if weights is not None:
+        load_weights(model, name, weights)
+    return model.eval()
+
+
+def load_weights(model: nn.Module, name: str, weights: str | Path) -> None:
+    """Load `weights` into `model` (registered as `name`).
+
+    A state dict (.pth/.pt) loads strictly; one of a structurally pruned model (the same keys, fewer channels)
+    first resizes the model to it. An official insightface SCRFD .onnx has its folded weights imported.
+    """
+    if Path(weights).suffix == ".onnx":
         if entry(name).family != "scrfd":
             raise ValueError(f"{weights}: ONNX weights import only into SCRFD models, not {name}")
         from models.onnx_weights import load_scrfd_onnx_weights
 
         load_scrfd_onnx_weights(model, weights)
-    elif weights is not None:
-        try:
-            model.load_state_dict(load_state_dict(weights), strict=True)
-        except RuntimeError as err:  # missing/unexpected keys or shape mismatches
-            first = str(err).splitlines()[0:3]
-            raise ValueError(f"{weights}: these weights do not fit {name} ({' '.join(first)})") from err
-    return model.eval()
+        return
+    state = load_state_dict(weights)
+    try:
+        if state.keys() == model.state_dict().keys():
+            fit_widths(model, state)
+        model.load_state_dict(state, strict=True)
+    except (RuntimeError, ValueError) as err:  # missing/unexpected keys, shape mismatches, other kernels
+        first = str(err).splitlines()[0:3]
+        raise ValueError(f"{weights}: these weights do not fit {name} ({' '.join(first)})") from err
 
 
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:

@@ -2,6 +2,7 @@
 reports, plots, merging devices, device records, and bad inputs."""
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -194,3 +195,31 @@ def test_opencvs_face_detector_is_timed_beside_the_kits_yunet(yunet_hub, tmp_pat
     assert opencv["postprocess"] is None and opencv["forward"]["median_ms"] > 0
     assert [e["faces"] for e in opencv["end_to_end"]] == [e["faces"] for e in kit["end_to_end"]]
     assert "(cv2.FaceDetectorYN)" in (tmp_path / "report.md").read_text()
+
+
+def test_tradeoff_chart_plots_the_benchmarked_variants_that_have_an_ap(tmp_path):
+    from benchmarks.tradeoff import main as tradeoff
+
+    def row(group, kind, ms, mb):
+        folder = tmp_path / group / kind
+        return {"device": "d", "artifact": f"{group}/{kind}", "folder": str(folder), "group": group,
+                "runtime": "litert", "precision": kind, "size_mb": mb, "input": "640x640", "threads": 1,
+                "repeat": 0, "forward": {"median_ms": ms, "p10_ms": ms, "p90_ms": ms, "spread": 0.0, "runs": 3},
+                "preprocess": {"median_ms": 0.1}, "postprocess": {"median_ms": 0.1}, "end_to_end": [],
+                "macs": 1, "flops": 2, "params": 1, "rss_peak_mib": 90.0, "rss_runtime_import_mib": 60.0,
+                "rss_base_mib": 40.0}
+
+    rows = [row("base_640x640", "tflite-int8", 5.0, 0.4), row("pruned_640x640", "tflite-int8", 4.0, 0.3)]
+    for r in rows:
+        Path(r["folder"]).mkdir(parents=True)
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps([{"device": {"label": "d"}, "rows": rows}]))
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({"models": [{"source": r["folder"], "ap": {"easy": 0.9, "medium": m, "hard": 0.6}}
+                                             for r, m in zip(rows, (0.85, 0.8))]}))
+    out = tmp_path / "chart.png"
+    assert tradeoff(["--results", str(results), "--eval", str(report), "--panel",
+                     "model=base_640x640,pruned_640x640", "--out", str(out)]) == 0
+    assert out.stat().st_size > 10_000
+    with pytest.raises(ValueError, match="no benchmarked artifact with an AP for other"):
+        tradeoff(["--results", str(results), "--eval", str(report), "--panel", "other=nothing", "--out", str(out)])

@@ -142,6 +142,34 @@ def test_keep_float_leaves_the_named_convolutions_float_in_tflite(slim_hub, tmp_
     assert kept_in(tmp_path / "tflite-int8") == kept
 
 
+def test_int8_artifacts_keep_the_output_tail_in_float_unless_int8_tail_is_asked(slim_hub, tmp_path):
+    """The reshapes, concatenations and Softmax after the heads: float in TFLite and ONNX Runtime INT8 by default."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from converters.ort import main as ort_main
+    from converters.tflite import main as tflite_main
+
+    hub, _ = slim_hub
+    tails = {}
+    for tail in ("float", "int8"):
+        out = tmp_path / tail
+        extra = ("--int8-tail",) if tail == "int8" else ()
+        convert(tflite_main, hub, out, *extra)
+        ops = Interpreter(str(out / "tflite-int8" / "model.tflite"))._get_ops_details()
+        tflite = {op["op_name"]: op["result_types"][0].__name__ for op in ops
+                  if op["op_name"] in ("SOFTMAX", "CONCATENATION")}
+        convert(ort_main, hub, out, *extra)
+        graph = onnx.load(str(out / "ort-int8" / "model.onnx")).graph
+        softmax = next(n for n in graph.node if n.op_type == "Softmax")
+        readers = [n.op_type for n in graph.node if softmax.output[0] in n.input]
+        tails[tail] = tflite, readers
+        for kind in ("tflite-int8", "ort-int8"):
+            quantization = json.loads((out / kind / "model.json").read_text())["provenance"]["quantization"]
+            assert quantization["output_tail"] == tail
+    assert tails["float"] == ({"SOFTMAX": "float32", "CONCATENATION": "float32"}, [])  # Softmax → the output
+    assert tails["int8"] == ({"SOFTMAX": "int8", "CONCATENATION": "int8"}, ["QuantizeLinear"])
+
+
 def test_keep_float_auto_grows_until_it_gives_up_and_unknown_names_or_mnn_are_clear_errors(slim_hub, tmp_path,
                                                                                           monkeypatch):
     from converters.mnn import main as mnn_main

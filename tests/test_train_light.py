@@ -245,3 +245,24 @@ def test_init_starts_from_published_ultraface_pth_or_official_scrfd_onnx(tmp_pat
         model = initial_model(TrainConfig(name, tmp_path, epochs=1, out=tmp_path, init=weights), RECIPES[family])
         published = build(name, weights).state_dict()
         assert all(torch.equal(v, published[k]) for k, v in model.state_dict().items()), name
+
+
+def test_folded_batchnorms_of_imported_weights_get_statistics_that_keep_their_function():
+    """SCRFD's ONNX weights leave identity BatchNorms: in training mode they would renormalise every layer."""
+    from models import build
+    from tests.conftest import SCRFD_ONNX
+    from train_light.batchnorm import unfold_batchnorms
+
+    if not SCRFD_ONNX.is_file():
+        pytest.skip("shared data not found")
+    model, untouched = build("scrfd_500m_kps", SCRFD_ONNX), build("scrfd_500m_kps", SCRFD_ONNX)
+    images = [torch.rand(2, 3, 160, 160) * 4 - 2 for _ in range(3)]
+    with torch.no_grad():
+        before = model(images[0])
+        assert unfold_batchnorms(model, lambda: images, model.raw_outputs) == 41
+        after = model.eval()(images[0])
+        errors = [max(float((a - b).abs().max()) for a, b in zip(before, m.train()(images[0])))
+                  for m in (model, untouched)]
+    assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(before, after))  # eval: the same function
+    assert errors[0] < 0.2 * errors[1], errors  # training mode: near it, where the identity BatchNorms were not
+    assert unfold_batchnorms(build("ultraface_slim"), lambda: images, lambda x: None) == 0  # real statistics: untouched

@@ -9,6 +9,7 @@ from pathlib import Path
 from models.registry import MODELS
 from runtimes.cli import hw_argument, non_negative_int, positive_int, positive_number, run_cli
 from train_light.engine import TrainConfig, train
+from train_light.qat import SCHEMES
 from train_light.recipes import RECIPES
 
 
@@ -39,24 +40,38 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-images", type=positive_int,
                    help="evaluate on this many val images spread over the list (default all)")
     p.add_argument("--val", type=Path, help="WIDER root holding WIDER_val/ and ground_truth/ (default ../shared's)")
+    p.add_argument("--qat", nargs="?", const="tflite", choices=sorted(SCHEMES),
+                   help="quantization-aware fine-tuning of the --init weights: BatchNorm folded, weights per-channel "
+                        "int8, activations per-tensor int8 rounded as this backend does (the flag alone: tflite, "
+                        "the asymmetric grid TFLite and ONNX Runtime share); the result is a float checkpoint the "
+                        "converters quantize as usual. Typically a few epochs at --lr 0.001")
+    p.add_argument("--teacher", type=Path,
+                   help="distil from this artifact (any the kit runs, converted at the training --size with the "
+                        "model's family and priors, e.g. Ultra-Light RFB teaching slim): its face probabilities as "
+                        "soft targets on every prior, its boxes where it is confident (train_light.distill)")
     p.add_argument("--robust", action="store_true", help="add blur, JPEG and gamma augmentations")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (under torchrun: each rank its LOCAL_RANK)")
     p.add_argument("--no-amp", action="store_true", help="train in float32 on GPU (mixed precision is the default)")
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+def config_from(args: argparse.Namespace, **overrides) -> TrainConfig:
+    """The training settings the parsed flags ask for (`overrides` replace fields, e.g. prune's init)."""
     size = args.size or RECIPES[MODELS[args.model].family].train_hw
     device = args.device
     if device == "cuda":
         device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
-    config = TrainConfig(model=args.model, data=args.data, epochs=args.epochs, hw=size,
-                         out=args.out or Path("runs") / f"{args.model}_{size[0]}x{size[1]}", batch=args.batch,
-                         lr=args.lr, workers=args.workers, seed=args.seed, resume=args.resume, init=args.init,
-                         eval_every=args.eval_every, eval_hw=args.eval_size, eval_images=args.eval_images,
-                         val_data=args.val, robust=args.robust, device=device, amp=not args.no_amp)
-    checkpoint = train(config)
+    settings = dict(model=args.model, data=args.data, epochs=args.epochs, hw=size,
+                    out=args.out or Path("runs") / f"{args.model}_{size[0]}x{size[1]}", batch=args.batch,
+                    lr=args.lr, workers=args.workers, seed=args.seed, resume=args.resume, init=args.init,
+                    eval_every=args.eval_every, eval_hw=args.eval_size, eval_images=args.eval_images,
+                    val_data=args.val, robust=args.robust, device=device, amp=not args.no_amp, qat=args.qat,
+                    teacher=args.teacher)
+    return TrainConfig(**{**settings, **overrides})
+
+
+def main(argv: list[str] | None = None) -> int:
+    checkpoint = train(config_from(parser().parse_args(argv)))
     print(f"checkpoint: {checkpoint}")
     return 0
 

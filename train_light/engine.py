@@ -6,6 +6,7 @@ One process trains on the CPU or one GPU; under `torchrun` each process takes a 
 from __future__ import annotations
 
 import io
+import itertools
 import logging
 import os
 import sys
@@ -19,17 +20,21 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from models.registry import entry, load_state_dict
+from models.registry import entry, load_weights
 from models.spec import ModelSpec
 from runtimes.files import atomic_write_bytes, prepare_output_dir
+from train_light.batchnorm import unfold_batchnorms
 from train_light.data import load_faces
 from train_light.dataset import EpochSampler, TrainSet
+from train_light.distill import Teacher, distill_loss
 from train_light.evaluation import evaluate_model
 from train_light.history import History
+from train_light.qat import prepare_qat
 from train_light.recipes import RECIPES, learning_rate
 
 log = logging.getLogger("facekit.train")
 CHECKPOINT = "last.pth"
+UNFOLD_BATCHES = 20  # training batches that measure the statistics of folded BatchNorms (train_light.batchnorm)
 RESUME_KEYS = {"model_name", "spec", "epoch", "model", "optimizer", "config", "history"}
 
 
@@ -53,6 +58,8 @@ class TrainConfig:
     robust: bool = False
     device: str = "cpu"
     amp: bool = True
+    qat: str | None = None  # a train_light.qat scheme: fine-tune with that backend's INT8 simulated
+    teacher: Path | None = None  # an artifact whose outputs the model also learns (train_light.distill)
 
 
 class RawOutputs(nn.Module):
@@ -79,19 +86,6 @@ def single_threaded(_worker: int) -> None:
     import cv2
 
     cv2.setNumThreads(1)
-
-
-def initial_weights(model: nn.Module, name: str, path: Path) -> None:
-    """Fine-tuning start: a state dict or checkpoint (.pth), or an official SCRFD ONNX through the importer."""
-    if path.suffix == ".onnx":
-        from models.onnx_weights import load_scrfd_onnx_weights
-
-        load_scrfd_onnx_weights(model, path)
-        return
-    try:
-        model.load_state_dict(load_state_dict(path), strict=True)
-    except RuntimeError as err:
-        raise ValueError(f"{path}: these weights do not fit {name} ({str(err).splitlines()[0]})") from err
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -121,6 +115,8 @@ def train(config: TrainConfig) -> Path:
     if not config.resume and (config.out / CHECKPOINT).is_file():
         raise ValueError(f"{config.out / CHECKPOINT}: an earlier run's checkpoint is there; pass --resume to "
                          "continue it, or another --out (nothing was overwritten)")
+    if config.qat and not config.init:
+        raise ValueError("--qat fine-tunes a trained float model: give its weights with --init")
     rank, world = distributed()
     recipe = RECIPES[entry(config.model).family]
     hw = config.hw or recipe.train_hw
@@ -134,6 +130,8 @@ def train(config: TrainConfig) -> Path:
             log.warning("%s has a landmark head but %s has no landmark labels: the head stays untrained",
                         config.model, config.data)
     model = initial_model(config, recipe)
+    qat = prepare_qat(model, config.qat) if config.qat else None
+    teacher = Teacher(config.teacher, spec, threads=1) if config.teacher else None
     model.to(device, memory_format=torch.channels_last).train()  # 1.7x faster training steps on CPU here
     net = RawOutputs(model)
     if world > 1:
@@ -142,7 +140,7 @@ def train(config: TrainConfig) -> Path:
                                 weight_decay=recipe.weight_decay)
     history = History(config.out)
     checkpoint_path = config.out / CHECKPOINT
-    start_epoch = resume(checkpoint_path, config, hw, model, optimizer, history) if config.resume else 0
+    start_epoch = resume(checkpoint_path, config, hw, model, optimizer, history, qat) if config.resume else 0
     dataset = TrainSet(faces, spec, recipe, config.seed, config.robust)
     if len(dataset) // world // batch == 0:
         raise ValueError(f"{config.data}: {len(dataset)} images make no batch of {batch} per process; "
@@ -153,15 +151,20 @@ def train(config: TrainConfig) -> Path:
     loader = DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=config.workers, drop_last=True,
                         pin_memory=device.type == "cuda", worker_init_fn=single_threaded,
                         persistent_workers=config.workers > 0)
+    if start_epoch == 0 and not qat:  # QAT keeps BatchNorms frozen; a resumed run has them trained already
+        unfold_batchnorms(model, lambda: (images.to(device, memory_format=torch.channels_last) for images, _ in
+                                          itertools.islice(loader, UNFOLD_BATCHES)), net)
     for epoch in range(start_epoch, config.epochs):
         sampler.epoch = epoch
-        row = run_epoch(net, loader, optimizer, scaler, recipe, spec, config, epoch, base_lr, amp, rank, world)
+        row = run_epoch(net, loader, optimizer, scaler, recipe, spec, config, epoch, base_lr, amp, rank, world,
+                        teacher)
         if rank == 0 and config.eval_every and ((epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs):
             row.update(evaluate(model, config))
             model.train()
         if rank == 0:
             history.add(row)
-            save_checkpoint(checkpoint_path, checkpoint_state(config, spec, model, optimizer, epoch + 1, history))
+            save_checkpoint(checkpoint_path, checkpoint_state(config, spec, model, optimizer, epoch + 1, history,
+                                                              qat))
             log.info("epoch %d/%d %s", epoch + 1, config.epochs,
                      " ".join(f"{k}={v}" for k, v in row.items() if k != "epoch"))
     if world > 1:
@@ -176,12 +179,12 @@ def initial_model(config: TrainConfig, recipe) -> nn.Module:
     if recipe.init:
         recipe.init(model)
     if config.init:
-        initial_weights(model, config.model, Path(config.init))
+        load_weights(model, config.model, Path(config.init))
     return model
 
 
-def resume(path: Path, config: TrainConfig, hw: tuple[int, int], model: nn.Module, optimizer, history: History
-           ) -> int:
+def resume(path: Path, config: TrainConfig, hw: tuple[int, int], model: nn.Module, optimizer, history: History,
+           qat: nn.Module | None = None) -> int:
     """Load model, optimizer and log from the checkpoint; returns the epochs it had done."""
     state = load_checkpoint(path)
     trained_hw = (state["spec"]["input_h"], state["spec"]["input_w"])
@@ -192,23 +195,27 @@ def resume(path: Path, config: TrainConfig, hw: tuple[int, int], model: nn.Modul
     if started_for != config.epochs:  # the LR steps are fractions of the total: a new total moves them
         raise ValueError(f"{path} was started for {started_for} epochs; resume with --epochs {started_for} "
                          f"(another total would move the learning-rate steps mid-run)")
-    changed = [f"--{key} {state['config'].get(key)} (now {getattr(config, key)})" for key in TRAJECTORY
-               if state["config"].get(key) != getattr(config, key)]
+    now = {key: str(v) if isinstance(v := getattr(config, key), Path) else v for key in TRAJECTORY}
+    changed = [f"--{key} {state['config'].get(key)} (now {now[key]})" for key in TRAJECTORY
+               if state["config"].get(key) != now[key]]
     if changed:  # the run would no longer be the one the checkpoint belongs to, nor reproducible
         raise ValueError(f"{path} was trained with {', '.join(changed)}; resume with the same settings, or "
                          "start a new run into another --out")
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     history.rows = state["history"]
+    if qat is not None:
+        qat.load_state_dict(state["qat"])
     log.info("resumed from %s after epoch %d", path, state["epoch"])
     return state["epoch"]
 
 
-TRAJECTORY = ("batch", "lr", "seed", "robust")  # settings a resumed run must share with its checkpoint
+# settings a resumed run must share with its checkpoint
+TRAJECTORY = ("batch", "lr", "seed", "robust", "qat", "teacher")
 
 
 def run_epoch(net: nn.Module, loader: DataLoader, optimizer, scaler, recipe, spec: ModelSpec, config: TrainConfig,
-              epoch: int, base_lr: float, amp: bool, rank: int, world: int) -> dict:
+              epoch: int, base_lr: float, amp: bool, rank: int, world: int, teacher: Teacher | None = None) -> dict:
     """One pass over the loader; returns the epoch's log row (mean losses, last rate, images/s)."""
     device = torch.device(config.device)
     sums: dict[str, float] = {}
@@ -224,7 +231,10 @@ def run_epoch(net: nn.Module, loader: DataLoader, optimizer, scaler, recipe, spe
         images = images.to(device, non_blocking=True, memory_format=torch.channels_last)
         targets = {k: v.to(device, non_blocking=True) for k, v in targets.items()}
         with torch.autocast(device.type, enabled=amp):
-            losses = recipe.loss(net, images, targets, spec)
+            outputs = net(images)
+            losses = recipe.loss(outputs, targets, spec)
+            if teacher is not None:
+                losses.update(distill_loss(outputs, teacher(images), spec))
         total = sum(losses.values())
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(total).backward()
@@ -251,8 +261,11 @@ def evaluate(model: nn.Module, config: TrainConfig) -> dict[str, float]:
 
 
 def checkpoint_state(config: TrainConfig, spec: ModelSpec, model: nn.Module, optimizer, epoch: int,
-                     history: History) -> dict:
-    """Everything resume needs, plus the spec so the file says what it is."""
+                     history: History, qat: nn.Module | None = None) -> dict:
+    """Everything resume needs (with QAT, the observed ranges), plus the spec so the file says what it is."""
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}
-    return {"model_name": config.model, "spec": spec.to_dict(), "epoch": epoch, "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(), "config": settings, "history": history.rows}
+    state = {"model_name": config.model, "spec": spec.to_dict(), "epoch": epoch, "model": model.state_dict(),
+             "optimizer": optimizer.state_dict(), "config": settings, "history": history.rows}
+    if qat is not None:
+        state["qat"] = qat.state_dict()
+    return state

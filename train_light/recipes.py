@@ -27,23 +27,23 @@ class Recipe:
     milestones: tuple[float, ...]
     warmup_epochs: float
     targets: Callable[[object, object, ModelSpec], dict]
-    loss: Callable[[torch.nn.Module, torch.Tensor, dict, ModelSpec], dict]
+    loss: Callable[[object, dict, ModelSpec], dict]  # the model's raw outputs, the targets → named losses
     init: Callable[[torch.nn.Module], None] | None = None  # weights for training from scratch, if not PyTorch's
     momentum: float = 0.9
     weight_decay: float = 5e-4
     gamma: float = 0.1
 
 
-def _scrfd_loss(model, images, targets, spec):
-    return scrfd_loss(model(images), targets, spec)
+def _scrfd_loss(outputs, targets, spec):
+    return scrfd_loss(outputs, targets, spec)
 
 
 def _ssd_targets(boxes, landmarks, spec):
     return ssd_targets(boxes, spec)
 
 
-def _ssd_loss(model, images, targets, spec):
-    logits, locations = model(images)
+def _ssd_loss(outputs, targets, spec):
+    logits, locations = outputs
     return multibox_loss(logits, locations, targets)
 
 
