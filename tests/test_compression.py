@@ -177,13 +177,14 @@ def test_scrfd_distillation_treats_the_sigmoid_score_as_two_class_soft_targets()
     from models.families.scrfd import scrfd_spec
 
     spec = scrfd_spec("scrfd_500m", 32, 32, landmarks=False)
+    assert [shape[0] for shape in spec.output_shapes()] == [32, 32, 8, 8, 2, 2]  # the order the teacher returns
     logits = [torch.full((1, n, 1), 0.3) for n in (32, 8, 2)]
     distances = [torch.zeros(1, n, 4) for n in (32, 8, 2)]
     scores = [torch.sigmoid(t) for t in logits]
-    teacher = [*scores, *distances]
+    teacher = [t for pair in zip(scores, distances) for t in pair]  # canonical: stride after stride
     losses = scrfd_distill([[c, d] for c, d in zip(logits, distances)], teacher, spec)
     assert float(losses["kd_cls"]) == pytest.approx(0, abs=1e-6) and float(losses["kd_box"]) == 0
-    teacher = [torch.full_like(s, 0.9) for s in scores] + [d + 1 for d in distances]
+    teacher = [t for s, d in zip(scores, distances) for t in (torch.full_like(s, 0.9), d + 1)]
     losses = scrfd_distill([[c, d] for c, d in zip(logits, distances)], teacher, spec)
     p = 1 / (1 + math.exp(-0.3))
     kl = 0.9 * math.log(0.9 / p) + 0.1 * math.log(0.1 / (1 - p))
@@ -216,3 +217,18 @@ def test_teacher_outputs_are_the_artifacts_own_on_the_training_batch(tmp_path):
     assert torch.allclose(scores, expected[0], atol=1e-4) and torch.allclose(boxes, expected[1], atol=1e-3)
 
 
+
+
+@requires_shared
+def test_a_model_distilled_from_its_own_artifact_has_no_distillation_loss(tmp_path):
+    """SCRFD's raw outputs (per stride) against its hub's canonical outputs through the real Teacher path."""
+    from converters.onnx import main as onnx_main
+    from train_light.distill import distill_loss
+
+    assert onnx_main(["--onnx", str(SCRFD_ONNX), "--family", "scrfd", "--hw", "160,160", "--out", str(tmp_path)]) == 0
+    spec = entry("scrfd_500m_kps").spec(160, 160)
+    images = torch.rand(2, 3, 160, 160) * 2 - 1
+    with torch.no_grad():
+        losses = distill_loss(build("scrfd_500m_kps", SCRFD_ONNX).raw_outputs(images), Teacher(tmp_path / "onnx",
+                                                                                             spec)(images), spec)
+    assert float(losses["kd_cls"]) < 1e-4 and float(losses["kd_box"]) < 1e-3, losses

@@ -70,13 +70,11 @@ def ultraface_distill(outputs, teacher: list[torch.Tensor], spec: ModelSpec) -> 
 
 def scrfd_distill(outputs, teacher: list[torch.Tensor], spec: ModelSpec) -> dict[str, torch.Tensor]:
     """Per stride: student (score logits, distances[, landmarks]) against the teacher's sigmoid scores and the
-    same regressions (the canonical order: every stride's scores, then boxes, then landmarks)."""
-    strides = len(spec.strides)
+    same regressions (the canonical order: each stride's score, boxes[, landmarks], stride after stride)."""
     kl, box = [], torch.zeros(())
     confident_total = 0
     for i, head in enumerate(outputs):
-        score = teacher[i]
-        regressions = [teacher[strides * (k + 1) + i] for k in range(len(head) - 1)]
+        score, *regressions = teacher[i * len(head):(i + 1) * len(head)]
         logits = head[0].float()
         two_class = torch.cat([-logits, logits], -1) / 2  # sigmoid(x) = softmax([-x/2, x/2])[1]
         kl.append(soft_kl(two_class, torch.cat([1 - score, score], -1)).flatten())
