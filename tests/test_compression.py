@@ -232,3 +232,26 @@ def test_a_model_distilled_from_its_own_artifact_has_no_distillation_loss(tmp_pa
         losses = distill_loss(build("scrfd_500m_kps", SCRFD_ONNX).raw_outputs(images), Teacher(tmp_path / "onnx",
                                                                                              spec)(images), spec)
     assert float(losses["kd_cls"]) < 1e-4 and float(losses["kd_box"]) < 1e-3, losses
+
+
+def test_prune_refuses_an_earlier_runs_folder_before_writing_anything(tmp_path):
+    from train_light.prune import main as prune_main
+
+    (tmp_path / "last.pth").write_bytes(b"an earlier run")
+    (tmp_path / "pruned.pth").write_bytes(b"its pruned model")
+    with pytest.raises(ValueError, match="an earlier run's checkpoint is there"):
+        prune_main(["--model", "ultraface_slim", "--weights", str(SLIM), "--ratio", "0.25", "--data", str(tmp_path),
+                    "--epochs", "1", "--out", str(tmp_path)])
+    assert (tmp_path / "pruned.pth").read_bytes() == b"its pruned model"
+
+
+@pytest.mark.parametrize("extra, message", [(["--ratio", "1"], "argument --ratio: expected a fraction from 0 to 0.95"),
+                                            (["--ratio", "0.25", "--init", "x.pth"], "prune starts from --weights")])
+def test_prune_rejects_a_whole_ratio_and_init_in_the_parser(tmp_path, extra, message, capsys):
+    from train_light.prune import main as prune_main
+
+    with pytest.raises(SystemExit) as stop:
+        prune_main(["--model", "ultraface_slim", "--weights", str(SLIM), "--data", str(tmp_path), "--epochs", "1",
+                    "--out", str(tmp_path / "run"), *extra])
+    assert stop.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -17,7 +17,7 @@ from runtimes.cli import float_range, run_cli
 from runtimes.files import atomic_write_bytes, prepare_output_dir
 from train_light.__main__ import config_from
 from train_light.__main__ import parser as train_parser
-from train_light.engine import train
+from train_light.engine import CHECKPOINT, train
 from train_light.pruning import prune
 
 log = logging.getLogger("facekit.prune")
@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--init: prune starts from --weights; leave --init out")
     config = config_from(args)
     prepare_output_dir(config.out)
+    if not args.resume and (config.out / CHECKPOINT).is_file():  # before pruned.pth is written over
+        raise ValueError(f"{config.out / CHECKPOINT}: an earlier run's checkpoint is there; pass --resume to "
+                         "continue it, or another --out (nothing was overwritten)")
     init = config.out / PRUNED
     if not (args.resume and init.is_file()):
         init = pruned_weights(args.model, args.weights, args.ratio, config.out)
