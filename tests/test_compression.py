@@ -13,7 +13,7 @@ from models.default import DEFAULT_MODEL
 from models.registry import entry
 from tests.conftest import SCRFD_ONNX, ULTRAFACE, requires_shared
 from train_light.distill import SCORE_WEIGHT, Teacher, scrfd_distill, ultraface_distill
-from train_light.pruning import channel_groups, prune, zero_pruned_inputs
+from train_light.pruning import channel_groups, importance, kept_count, prune
 from train_light.qat import SCHEMES, fake_quantize, fake_quantize_weight, prepare_qat
 
 SLIM = DEFAULT_MODEL.weights
@@ -115,6 +115,17 @@ def test_qat_folds_batchnorm_without_changing_the_function_or_the_checkpoint_lay
     with torch.no_grad():
         simulated = model(x)
     assert 1e-4 < (simulated[0] - before[0]).abs().max() < 0.5  # int8 noise, not garbage
+
+
+def zero_pruned_inputs(model: torch.nn.Module, ratio: float) -> None:
+    """What `prune` removes, silenced instead: the consumers' weights on the channels it would drop, in place."""
+    modules = dict(model.named_modules())
+    for group in channel_groups(model):
+        dropped = torch.ones(group.channels, dtype=torch.bool)
+        dropped[torch.topk(importance(model, group), kept_count(group.channels, ratio)).indices] = False
+        with torch.no_grad():
+            for name in group.consumers:
+                modules[name].weight[:, dropped] = 0
 
 
 @pytest.mark.parametrize("name, weights", [("ultraface_slim", SLIM), ("scrfd_500m_kps", SCRFD_ONNX)])

@@ -125,16 +125,3 @@ def _slice_outputs(module: nn.Module, keep: torch.Tensor) -> None:
         module.running_mean = module.running_mean[keep].clone()
         module.running_var = module.running_var[keep].clone()
         module.num_features = len(keep)
-
-
-def zero_pruned_inputs(model: nn.Module, ratio: float) -> None:
-    """What `prune` removes, silenced instead: the consumers' weights on the channels it would drop, in place
-    (the unpruned model then computes exactly what the pruned one does)."""
-    modules = dict(model.named_modules())
-    for group in channel_groups(model):
-        keep_count = kept_count(group.channels, ratio)
-        dropped = torch.ones(group.channels, dtype=torch.bool)
-        dropped[torch.topk(importance(model, group), keep_count).indices] = False
-        with torch.no_grad():
-            for name in group.consumers:
-                modules[name].weight[:, dropped] = 0
