@@ -1,6 +1,7 @@
 """python -m eval: WIDER FACE protocol evaluation of converted models or existing predictions.
 
   python -m eval --model ARTIFACT [--model ARTIFACT ...] [--data DIR] [--out DIR] [options]
+  python -m eval --model A --model B --degrade all --gallery 6 --out DIR   hard conditions and pictures too
   python -m eval --pred DIR [--pred DIR ...]                 score submission-format folders from any tool
   python -m eval merge --out DIR SHARD_OUT [SHARD_OUT ...]   join --shard runs and score them
 """
@@ -11,11 +12,13 @@ import sys
 import time
 from pathlib import Path
 
-from eval.evaluate import Protocol, merge_shards, run_model, score
+from eval.degrade import DEGRADATIONS, KINDS, parse_degradations
+from eval.evaluate import Protocol, Scoring, merge_shards, run_model, score
+from eval.gallery import write_gallery
 from eval.groundtruth import load_ground_truth
 from eval.predictions import parse_shard
 from eval.report import write_reports
-from runtimes.cli import add_detector_arguments, hw_argument, run_cli
+from runtimes.cli import add_detector_arguments, hw_argument, iou_argument, run_cli, score_argument
 from runtimes.files import prepare_output_dir, shared_dir
 
 
@@ -31,6 +34,30 @@ def common_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-missing", action="store_true",
                    help="score images without a prediction file as images without detections (default: an error, "
                         "since each one lowers AP)")
+    p.add_argument("--iou", type=iou_argument, default=0.5,
+                   help="IoU a detection needs to find a face (default 0.5, the official protocol; 0.3 for rough "
+                        "detection, where a loose box is good enough; recorded in the report)")
+    p.add_argument("--operating-score", type=score_argument, default=0.5,
+                   help="the score you will deploy with: precision, recall and F1 there (and at the F1-best score) "
+                        "per face set, and recall per face size (default 0.5, the runtimes' default)")
+    p.add_argument("--gallery", type=nonnegative_int, default=0, metavar="N",
+                   help="draw N val images side by side, one column per model (the images where the models "
+                        "disagree most at the operating score): ground truth, true and false positives, misses; "
+                        "PNGs under OUT/gallery/ (default 0: none)")
+
+
+def nonnegative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {text}")
+    return value
+
+
+def degrade_argument(text: str) -> list:
+    try:
+        return parse_degradations(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
 
 
 def shard_argument(text: str) -> tuple[int, int]:
@@ -58,6 +85,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="predict again even where prediction files exist")
     p.add_argument("--shard", type=shard_argument,
                    help="i/n: predict only every n-th image from the i-th (1-based); join with `merge`")
+    p.add_argument("--degrade", type=degrade_argument, default=[], metavar="LIST",
+                   help="also predict on degraded copies of every image, made on the fly and seeded per image: "
+                        f"'all', kinds ({', '.join(KINDS)}: each at its severities) or names ("
+                        f"{', '.join(DEGRADATIONS)}), comma-separated; AP per condition in the report and "
+                        "degradations.png (with --model only)")
     return p
 
 
@@ -76,25 +108,37 @@ def main(argv: list[str] | None = None) -> int:
         prepare_output_dir(args.out)
         truth, data = load(args)
         folders = merge_shards(args.shards, args.out)
-        return finish([score(f, truth) for f in folders], truth, data, args)
+        return finish([score(f, truth, scoring=scoring(args), degradations=None) for f in folders], truth, data,
+                      args)
     args = parser().parse_args(argv)
     prepare_output_dir(args.out)
     if args.score_thr > 0.1:
         print(f"warning: --score-thr {args.score_thr} drops low-scoring detections and lowers AP (the protocol "
               "sweeps thresholds itself; 0.02 is usual)", file=sys.stderr)
+    if args.pred and args.degrade:
+        raise ValueError("--degrade needs --model: existing predictions (--pred) were made on the clean images")
+    if args.operating_score < args.score_thr:
+        raise ValueError(f"--operating-score {args.operating_score} is below --score-thr {args.score_thr}: the "
+                         "detections between them are not kept, so the operating point cannot be measured")
     truth, data = load(args)
     if args.pred:
-        return finish([score(folder, truth, label=folder.name, source=str(folder)) for folder in args.pred],
-                      truth, data, args)
+        return finish([score(folder, truth, label=folder.name, source=str(folder), scoring=scoring(args))
+                       for folder in args.pred], truth, data, args)
     protocol = Protocol(args.hw, args.resize, args.score_thr, args.nms, args.max_det, args.threads,
                         args.pre_nms_top_k, args.runtime)
     images_dir = data / f"WIDER_{args.split}" / "images"
-    folders = [run_model(m, truth, images_dir, args.out, protocol, args.overwrite, args.shard) for m in args.model]
+    folders = [run_model(m, truth, images_dir, args.out, protocol, args.overwrite, args.shard, args.degrade)
+               for m in args.model]
     if args.shard:
         print(f"shard {args.shard[0]}/{args.shard[1]} written to {args.out}; "
               f"score all shards with: python -m eval merge --out DIR <each shard's --out>")
         return 0
-    return finish([score(f, truth) for f in folders], truth, data, args)
+    names = [d.name for d in args.degrade]
+    return finish([score(f, truth, scoring=scoring(args), degradations=names) for f in folders], truth, data, args)
+
+
+def scoring(args) -> Scoring:
+    return Scoring(args.iou, args.operating_score)
 
 
 def load(args):
@@ -121,9 +165,16 @@ def finish(models, truth, data, args) -> int:
                                  "detections")
             print(f"warning: {what}, scored as images without detections", file=sys.stderr)
     out = args.out
-    write_reports(models, truth, data, out)
-    print((out / "report.md").read_text().split("## Protocol")[0].strip())
-    print(f"\nreports: {out / 'report.md'}, {out / 'report.json'}, {out / 'pr_curves.png'}")
+    write_reports(models, truth, data, out, scoring(args))
+    print((out / "report.md").read_text().split("## Operating point")[0].strip())
+    written = [out / "report.md", out / "report.json", out / "pr_curves.png"]
+    if any(m.degradations for m in models):
+        written.append(out / "degradations.png")
+    if args.gallery:
+        pictures = write_gallery(models, truth.images, data / f"WIDER_{args.split}" / "images", out / "gallery",
+                                 args.gallery, args.operating_score, args.iou)
+        written.append(f"{out / 'gallery'}/ ({len(pictures)} images)")
+    print("\nreports: " + ", ".join(map(str, written)))
     return 0
 
 

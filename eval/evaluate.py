@@ -10,10 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
+from eval.breakdown import by_size, operating_point
+from eval.degrade import Degradation
 from eval.groundtruth import SETTINGS, GroundTruth
 from eval.inference import Timing, predict_images
 from eval.predictions import read_predictions, shard_of
-from eval.protocol import SettingResult, image_curves, normalize_scores, summarize
+from eval.protocol import IOU_THRESHOLD, SettingResult, image_curves, normalize_scores, summarize
 from models.families import FAMILIES
 from runtimes.backends.base import load_backend, resolve_artifact
 from runtimes.detection.detector import MAX_DET, PRE_NMS_TOP_K, Detector
@@ -34,6 +36,17 @@ class Protocol:
     runtime: str | None = None  # None: the artifact's file type's own
 
 
+@dataclass(frozen=True)
+class Scoring:
+    """How predictions are scored: the match IoU (0.5 official, 0.3 for rough detection) and the deployment score."""
+
+    iou_threshold: float = IOU_THRESHOLD
+    operating_score: float = 0.5
+
+
+OFFICIAL = Scoring()
+
+
 @dataclass
 class ModelResult:
     label: str
@@ -41,6 +54,10 @@ class ModelResult:
     results: dict[str, SettingResult]
     per_event: dict[str, dict[str, float]]
     protocol: dict
+    predictions_dir: Path
+    operating_point: dict[str, dict]
+    by_size: dict[str, dict]
+    degradations: dict[str, dict[str, float]] = field(default_factory=dict)  # name → AP per setting
     timing: dict | None = None
     missing: list[str] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
@@ -99,49 +116,88 @@ def check_reuse(folder: Path, settings: dict, overwrite: bool) -> None:
 
 
 def run_model(artifact: Path, truth: GroundTruth, images_dir: Path, out: Path, protocol: Protocol,
-              overwrite: bool = False, shard: tuple[int, int] | None = None) -> Path:
-    """Predict with one artifact into out/<label>/predictions and record run.json; returns the label folder."""
+              overwrite: bool = False, shard: tuple[int, int] | None = None,
+              degradations: list[Degradation] = ()) -> Path:
+    """Predict with one artifact into out/<label>/predictions (and out/<label>/degraded/<name>/predictions for each
+    degradation), recording run.json beside each; returns the label folder."""
     detector = load_detector(artifact, protocol)
     label = label_for(artifact) + (f"-{protocol.runtime}" if protocol.runtime else "")
     folder = out / label
-    check_reuse(folder, prediction_settings(artifact, detector), overwrite)
+    settings = prediction_settings(artifact, detector)
     keys = [t.key for t in truth.images]
-    run = predict_images(detector, images_dir, shard_of(keys, shard) if shard else keys, folder / "predictions",
-                         overwrite, label)
+    keys = shard_of(keys, shard) if shard else keys
     record = {"source": str(artifact), "protocol": {**asdict(protocol), "hw": list(detector.spec.hw),
-                                                     "resize": detector.resize},
-              "timing": run.timing.as_dict(), "reused": run.reused, "unreadable": run.unreadable,
+                                                     "resize": detector.resize}}
+    for degradation in (None, *degradations):
+        where = folder if degradation is None else folder / "degraded" / degradation.name
+        check_reuse(where, settings if degradation is None else {**settings, "degradation": degradation.name},
+                    overwrite)
+        name = label if degradation is None else f"{label} {degradation.name}"
+        run = predict_images(detector, images_dir, keys, where / "predictions", overwrite, name, degradation)
+        write_run_record(where, {**record, "degradation": degradation.name if degradation else None}, run, shard)
+    return folder
+
+
+def write_run_record(folder: Path, record: dict, run, shard: tuple[int, int] | None) -> None:
+    record = {**record, "timing": run.timing.as_dict(), "reused": run.reused, "unreadable": run.unreadable,
               "shard": list(shard) if shard else None}
     record_path = folder / (f"run_shard{shard[0]}of{shard[1]}.json" if shard else "run.json")
     if run.timing.images == 0 and record_path.is_file():  # all reused: keep the timing of the run that predicted
         record["timing"] = json.loads(record_path.read_text())["timing"]
     atomic_write_text(record_path, json.dumps(record, indent=2) + "\n")
-    return folder
 
 
-def score(folder: Path, truth: GroundTruth, label: str | None = None, source: str | None = None) -> ModelResult:
-    """Score the submission files under folder (or folder/predictions) against the ground truth."""
+def read_folder(folder: Path, keys: list[str]) -> tuple[dict[str, np.ndarray], list[str], list[dict]]:
+    """The predictions under folder (or folder/predictions), the keys without a file, and the run records."""
     predictions_dir = folder / "predictions" if (folder / "predictions").is_dir() else folder
     if not predictions_dir.is_dir():
         raise FileNotFoundError(f"{predictions_dir}: no such predictions folder")
-    runs = [json.loads(p.read_text()) for p in sorted(folder.glob("run*.json"))]
-    start = time.perf_counter()
-    keys = [t.key for t in truth.images]
     found, missing = read_predictions(predictions_dir, keys)
     if not found:
         raise ValueError(f"{predictions_dir}: no prediction file for any of the {len(keys)} evaluated images")
-    curves = image_curves(normalize_scores(found), truth.images)
+    runs = [json.loads(p.read_text()) for p in sorted(folder.glob("run*.json"))]
+    unreadable = {k for r in runs for k in r["unreadable"]}
+    return found, [k for k in missing if k not in unreadable], runs
+
+
+def degraded_folders(folder: Path, names: list[str] | None) -> list[Path]:
+    """folder/degraded/<name> for the names asked for, or (None) every one there (merged shards)."""
+    root = folder / "degraded"
+    if names is None:
+        return sorted(p for p in root.glob("*") if (p / "predictions").is_dir())
+    return [root / name for name in names]
+
+
+def score(folder: Path, truth: GroundTruth, label: str | None = None, source: str | None = None,
+          scoring: Scoring = OFFICIAL, degradations: list[str] | None = ()) -> ModelResult:
+    """Score the submission files under folder (or folder/predictions) against the ground truth: AP per setting
+    and event, the operating point, face sizes and (None: whichever folder/degraded/ holds) each degradation's AP."""
+    start = time.perf_counter()
+    keys = [t.key for t in truth.images]
+    found, missing, runs = read_folder(folder, keys)
+    iou = scoring.iou_threshold
+    curves = image_curves(normalize_scores(found), truth.images, iou)
     results = summarize(curves.sum(axis=0), truth.images)
     per_event = {}
     for event in sorted({t.event for t in truth.images}):
         members = [i for i, t in enumerate(truth.images) if t.event == event]
         subset = summarize(curves[members].sum(axis=0), [truth.images[i] for i in members])
         per_event[event] = {s: r.ap for s, r in subset.items()}
+    degraded = {}
+    for where in degraded_folders(folder, degradations):
+        variant, variant_missing, _ = read_folder(where, keys)
+        degraded[where.name] = {s: r.ap for s, r in
+                                summarize(image_curves(normalize_scores(variant), truth.images, iou).sum(axis=0),
+                                          truth.images).items()}
+        missing += [f"{where.name}:{k}" for k in variant_missing]
     timing = merged_timing(runs, time.perf_counter() - start)
     unreadable = sorted({k for r in runs for k in r["unreadable"]})
+    predictions_dir = folder / "predictions" if (folder / "predictions").is_dir() else folder
     return ModelResult(label or folder.name, source or (runs[0]["source"] if runs else str(predictions_dir)),
-                       results, per_event, runs[0]["protocol"] if runs else {}, timing,
-                       [k for k in missing if k not in unreadable], unreadable)
+                       results, per_event, runs[0]["protocol"] if runs else {}, predictions_dir,
+                       operating_point(found, truth.images, scoring.operating_score, iou),
+                       by_size(found, truth.images, scoring.operating_score, iou), degraded, timing, missing,
+                       unreadable)
 
 
 def merged_timing(runs: list[dict], scoring_seconds: float) -> dict | None:

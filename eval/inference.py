@@ -50,8 +50,11 @@ class _Loaded:
 
 
 def predict_images(detector: Detector, images_dir: Path, keys: list[str], out_dir: Path,
-                   overwrite: bool = False, label: str = "") -> InferenceRun:
-    """Detect faces in images_dir/<key>.jpg for each key; write out_dir/<key>.txt. Existing files are reused."""
+                   overwrite: bool = False, label: str = "", transform=None) -> InferenceRun:
+    """Detect faces in images_dir/<key>.jpg for each key; write out_dir/<key>.txt. Existing files are reused.
+
+    transform(image, key) → image, if given, changes each image as read (e.g. a degradation; counted as preprocess).
+    """
     run = InferenceRun()
     todo = [k for k in keys if overwrite or not (out_dir / f"{k}.txt").is_file()]
     run.reused = len(keys) - len(todo)
@@ -65,6 +68,8 @@ def predict_images(detector: Detector, images_dir: Path, keys: list[str], out_di
         t0 = time.perf_counter()
         image = cv2.imread(str(images_dir / f"{key}.jpg"), cv2.IMREAD_COLOR)
         t1 = time.perf_counter()
+        if image is not None and transform is not None:
+            image = transform(image, key)
         prepared = None if image is None else prepare(image, detector.spec, detector.resize)
         timing.read += t1 - t0
         timing.preprocess += time.perf_counter() - t1

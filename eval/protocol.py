@@ -42,14 +42,18 @@ def xywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
     return np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:4]], axis=1)
 
 
+def sort_by_score(predictions: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Each image's rows by descending score (stable), as a copy."""
+    return {key: pred[np.argsort(-pred[:, 4], kind="stable")].copy() for key, pred in predictions.items()}
+
+
 def normalize_scores(predictions: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Min-max normalise scores over all images (official: min starts at 1, max at 0); rows sorted by score."""
     nonempty = [p for p in predictions.values() if len(p)]
     lo = min([1.0] + [float(p[:, 4].min()) for p in nonempty])
     hi = max([0.0] + [float(p[:, 4].max()) for p in nonempty])
     normalized = {}
-    for key, pred in predictions.items():
-        pred = pred[np.argsort(-pred[:, 4], kind="stable")].copy() if len(pred) else pred
+    for key, pred in sort_by_score(predictions).items():
         if len(pred):
             with np.errstate(divide="ignore", invalid="ignore"):  # one distinct score: NaN, as the official code
                 pred[:, 4] = (pred[:, 4] - lo) / (hi - lo)
@@ -57,43 +61,62 @@ def normalize_scores(predictions: dict[str, np.ndarray]) -> dict[str, np.ndarray
     return normalized
 
 
-def match_image(pred: np.ndarray, truth: ImageTruth, iou_threshold: float = IOU_THRESHOLD
-                ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per setting and detection (sorted): faces recalled so far, and whether it is a proposal (not ignored)."""
+def assign(pred: np.ndarray, truth: ImageTruth, iou_threshold: float = IOU_THRESHOLD) -> tuple[np.ndarray, np.ndarray]:
+    """Per detection: the face it overlaps most and whether that overlap reaches the IoU threshold."""
     overlaps = overlaps_plus_one(xywh_to_xyxy(pred[:, :4]), xywh_to_xyxy(truth.boxes))
-    best, hit = overlaps.argmax(axis=1), overlaps.max(axis=1) >= iou_threshold
+    return overlaps.argmax(axis=1), overlaps.max(axis=1) >= iou_threshold
+
+
+def first_hits(best: np.ndarray, recalled: np.ndarray) -> np.ndarray:
+    """Detections (sorted) that recall their face first; later ones on the same face are duplicates."""
+    first = np.zeros(len(best), bool)
+    _, where = np.unique(best[recalled], return_index=True)
+    first[np.flatnonzero(recalled)[where]] = True
+    return first
+
+
+def match_image(pred: np.ndarray, truth: ImageTruth, iou_threshold: float = IOU_THRESHOLD,
+                outside: np.ndarray | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per setting and detection (sorted): faces recalled so far, and whether it is a proposal (not ignored).
+
+    outside: detections that, unmatched, are ignored rather than false positives (a face-size bucket's other sizes).
+    """
+    best, hit = assign(pred, truth, iou_threshold)
     matched = {}
     for setting in SETTINGS:
         counted = truth.counted[setting][best]
-        recalled = hit & counted
-        first = np.zeros(len(pred), bool)
-        _, where = np.unique(best[recalled], return_index=True)
-        first[np.flatnonzero(recalled)[where]] = True
-        matched[setting] = np.cumsum(first).astype(np.float64), ~(hit & ~counted)
+        first = first_hits(best, hit & counted)
+        proposal = ~(hit & ~counted) if outside is None else ~(hit & ~counted) & (hit | ~outside)
+        matched[setting] = np.cumsum(first).astype(np.float64), proposal
     return matched
 
 
-def image_pr(scores: np.ndarray, recall_count: np.ndarray, proposal: np.ndarray) -> np.ndarray:
-    """(1000,2): proposals and recalled faces among detections scoring ≥ each threshold (scores descending)."""
-    above = np.searchsorted(-scores, -THRESHOLDS, side="right")  # detections with score ≥ threshold
+def image_pr(scores: np.ndarray, recall_count: np.ndarray, proposal: np.ndarray,
+             thresholds: np.ndarray = THRESHOLDS) -> np.ndarray:
+    """(T,2): proposals and recalled faces among detections scoring ≥ each threshold (scores descending)."""
+    above = np.searchsorted(-scores, -thresholds, side="right")  # detections with score ≥ threshold
     last = np.maximum(above - 1, 0)
     proposals = np.cumsum(proposal)[last]
     return np.where(above[:, None] > 0, np.stack([proposals, recall_count[last]], axis=1), 0.0)
 
 
 def image_curves(predictions: dict[str, np.ndarray], truths: list[ImageTruth],
-                 iou_threshold: float = IOU_THRESHOLD) -> np.ndarray:
-    """(images, settings, 1000, 2) PR counts of each image; sums over any subset give that subset's curve.
+                 iou_threshold: float = IOU_THRESHOLD, thresholds: np.ndarray = THRESHOLDS,
+                 outside=None) -> np.ndarray:
+    """(images, settings, thresholds, 2) PR counts of each image; sums over any subset give that subset's curve.
 
-    predictions: image key 'event/name' → (N,5) x,y,w,h,score, normalised and sorted (normalize_scores).
+    predictions: image key 'event/name' → (N,5) x,y,w,h,score sorted by descending score (normalize_scores
+    for the official curve; raw scores with score thresholds for an operating point). outside: detections →
+    mask of those ignored when unmatched (see match_image).
     """
-    curves = np.zeros((len(truths), len(SETTINGS), len(THRESHOLDS), 2))
+    curves = np.zeros((len(truths), len(SETTINGS), len(thresholds), 2))
     for i, truth in enumerate(truths):
         pred = predictions.get(truth.key)
         if len(truth.boxes) == 0 or pred is None or len(pred) == 0:
             continue
-        for k, (recall_count, proposal) in enumerate(match_image(pred, truth, iou_threshold).values()):
-            curves[i, k] = image_pr(pred[:, 4], recall_count, proposal)
+        mask = None if outside is None else outside(pred)
+        for k, (recall_count, proposal) in enumerate(match_image(pred, truth, iou_threshold, mask).values()):
+            curves[i, k] = image_pr(pred[:, 4], recall_count, proposal, thresholds)
     return curves
 
 

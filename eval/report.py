@@ -5,7 +5,9 @@ import itertools
 import json
 from pathlib import Path
 
-from eval.evaluate import ModelResult
+from eval.breakdown import SIZE_SETTING
+from eval.degrade import DEGRADATIONS, KINDS, severity_order
+from eval.evaluate import OFFICIAL, ModelResult, Scoring
 from eval.groundtruth import SETTINGS, GroundTruth
 from runtimes.files import atomic_write_text
 
@@ -17,20 +19,30 @@ def dataset_summary(truth: GroundTruth, data_dir: Path) -> dict:
             "subset": len(truth.images) < truth.listed_images}
 
 
-def write_reports(models: list[ModelResult], truth: GroundTruth, data_dir: Path, out: Path) -> None:
+def write_reports(models: list[ModelResult], truth: GroundTruth, data_dir: Path, out: Path,
+                  scoring: Scoring = OFFICIAL) -> None:
     summary = dataset_summary(truth, data_dir)
-    report = {"dataset": summary, "models": [{
-        "label": m.label, "source": m.source, "ap": m.ap(), "protocol": m.protocol, "timing": m.timing,
-        "per_event_ap": m.per_event, "missing_predictions": m.missing, "unreadable_images": m.unreadable,
-    } for m in models]}
+    report = {"dataset": summary, "scoring": {"iou_threshold": scoring.iou_threshold,
+                                              "operating_score": scoring.operating_score},
+              "models": [{
+                  "label": m.label, "source": m.source, "ap": m.ap(), "protocol": m.protocol, "timing": m.timing,
+                  "operating_point": m.operating_point, "by_size": m.by_size,
+                  "degradations": m.degradations, "per_event_ap": m.per_event, "missing_predictions": m.missing,
+                  "unreadable_images": m.unreadable,
+              } for m in models]}
     atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
-    atomic_write_text(out / "report.md", markdown(models, summary))
+    atomic_write_text(out / "report.md", markdown(models, summary, scoring))
     plot_pr(models, out / "pr_curves.png")
+    if any(m.degradations for m in models):
+        plot_degradations(models, out / "degradations.png")
 
 
-def markdown(models: list[ModelResult], summary: dict) -> str:
+def markdown(models: list[ModelResult], summary: dict, scoring: Scoring = OFFICIAL) -> str:
     base = models[0].ap()
     lines = ["# WIDER FACE evaluation", ""]
+    if scoring.iou_threshold != OFFICIAL.iou_threshold:
+        lines += [f"**Match IoU {scoring.iou_threshold}**, not the official 0.5: rough-detection protocol "
+                  "(loose boxes count as found); not comparable with published WIDER AP.", ""]
     if summary["subset"]:
         lines += [f"**Subset:** {summary['images_evaluated']} of the {summary['images_listed']} official "
                   "val images are present, so this AP is not the published full-val AP; compare models side by side. "
@@ -47,8 +59,9 @@ def markdown(models: list[ModelResult], summary: dict) -> str:
         lines.append(f"| {m.label} | " + " | ".join(f"{100 * ap[s]:.2f}" for s in SETTINGS) + " | "
                      + " | ".join(deltas) + f" | {speed} | {overhead} |")
     lines += ["", "AP in percent; Δ against the first model. Overhead: 1 − (images × the backend's forward time "
-              "alone) / wall time, i.e. what reading, preprocessing, decode + NMS, writing and scoring add.",
-              "", "## Protocol", ""]
+              "alone) / wall time, i.e. what reading, preprocessing, decode + NMS, writing and scoring add.", ""]
+    lines += operating_lines(models, scoring) + size_lines(models, scoring) + degradation_lines(models)
+    lines += ["## Protocol", ""]
     for m in models:
         p = m.protocol
         if p:
@@ -86,14 +99,102 @@ def markdown(models: list[ModelResult], summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_pr(models: list[ModelResult], path: Path) -> None:
-    """Easy/Medium/Hard precision-recall panels, one line per model (needs matplotlib: the `plots` extra)."""
+def operating_lines(models: list[ModelResult], scoring: Scoring) -> list[str]:
+    lines = ["## Operating point", "",
+             f"Precision / recall / F1 (percent) at the deployment score {scoring.operating_score} "
+             "(`--operating-score`) and at the raw score that maximises F1, per face set. Detections of faces "
+             "outside a set are ignored, as the protocol ignores them; duplicates are false positives.", "",
+             "| model | set | P | R | F1 | best-F1 score | P | R | F1 |", "|---|---|---|---|---|---|---|---|---|"]
+    for m in models:
+        for s in SETTINGS:
+            at, best = m.operating_point[s]["at_score"], m.operating_point[s]["best_f1"]
+            lines.append(f"| {m.label} | {s} | " + " | ".join(f"{100 * at[k]:.1f}" for k in ("precision", "recall",
+                         "f1")) + f" | {best['score']:.3f} | "
+                         + " | ".join(f"{100 * best[k]:.1f}" for k in ("precision", "recall", "f1")) + " |")
+    return lines + [""]
+
+
+def size_lines(models: list[ModelResult], scoring: Scoring) -> list[str]:
+    buckets = list(models[0].by_size)
+    faces = " / ".join(str(models[0].by_size[b]["faces"]) for b in buckets)
+    lines = ["## Face sizes", "",
+             f"Recall at score {scoring.operating_score} and AP (percent) per face height in image pixels, over the "
+             f"{SIZE_SETTING.capitalize()} set's faces ({faces} faces). Within a bucket, faces of other sizes and "
+             "unmatched detections of other sizes are ignored.", "",
+             "| model | " + " | ".join(f"{b} px recall / AP" for b in buckets) + " |",
+             "|---|" + "---|" * len(buckets)]
+    for m in models:
+        cells = [f"{100 * m.by_size[b]['recall']:.1f} / {100 * m.by_size[b]['ap']:.1f}" for b in buckets]
+        lines.append(f"| {m.label} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def degradation_lines(models: list[ModelResult]) -> list[str]:
+    names = [n for n in DEGRADATIONS if any(n in m.degradations for m in models)]
+    if not names:
+        return []
+    lines = ["## Hard conditions", "",
+             "AP Easy / Medium / Hard (percent) on degraded copies of every val image (made on the fly, seeded per "
+             "image; `eval/degrade.py`); clean is the plain run. Chart: degradations.png.", "",
+             "| condition | " + " | ".join(m.label for m in models) + " |", "|---|" + "---|" * len(models)]
+    rows = [("clean", "as read", [m.ap() for m in models])]
+    rows += [(n, DEGRADATIONS[n].description, [m.degradations.get(n) for m in models]) for n in names]
+    for name, description, aps in rows:
+        cells = [" / ".join(f"{100 * ap[s]:.1f}" for s in SETTINGS) if ap else "–" for ap in aps]
+        lines.append(f"| {name} ({description}) | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def plot_degradations(models: list[ModelResult], path: Path) -> None:
+    """AP against severity, one panel per degradation kind and face set, one line per model."""
+    plt = pyplot()
+    if plt is None:
+        return
+    kinds = [k for k in KINDS if any(n.startswith(f"{k}-") for m in models for n in m.degradations)]
+    fig, axes = plt.subplots(len(SETTINGS), len(kinds), figsize=(3.2 * len(kinds) + 1, 8.5), squeeze=False,
+                             sharey="row", constrained_layout=True)
+    for col, kind in enumerate(kinds):
+        severities = ["clean"] + severity_order(kind)
+        for row, setting in enumerate(SETTINGS):
+            ax = axes[row, col]
+            for m, style in zip(models, itertools.cycle(("o-", "s--", "^:", "d-."))):
+                points = [(i, m.ap()[setting] if sev == "clean" else m.degradations[f"{kind}-{sev}"][setting])
+                          for i, sev in enumerate(severities)
+                          if sev == "clean" or f"{kind}-{sev}" in m.degradations]
+                ax.plot(*zip(*[(i, 100 * v) for i, v in points]), style, linewidth=1.6, label=m.label)
+            ax.set_xticks(range(len(severities)), severities, fontsize=8)
+            ax.grid(alpha=0.3)
+            if row == 0:
+                ax.set_title(kind)
+            if col == 0:
+                ax.set_ylabel(f"AP {setting} (%)")
+    axes[0, 0].legend(fontsize=7, loc="lower left")
+    save(fig, plt, path)
+
+
+def pyplot():
+    """matplotlib's pyplot on the Agg backend, or None without matplotlib (the `plots` extra)."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
+        return None
+    return plt
+
+
+def save(fig, plt, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def plot_pr(models: list[ModelResult], path: Path) -> None:
+    """Easy/Medium/Hard precision-recall panels, one line per model (needs matplotlib: the `plots` extra)."""
+    plt = pyplot()
+    if plt is None:
         return
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.8), constrained_layout=True)
     for ax, setting in zip(axes, SETTINGS):
@@ -103,7 +204,4 @@ def plot_pr(models: list[ModelResult], path: Path) -> None:
         ax.set(title=f"WIDER {setting}", xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.01))
         ax.grid(alpha=0.3)
         ax.legend(loc="lower left", fontsize=8)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
+    save(fig, plt, path)

@@ -7,11 +7,15 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from calibration_data.calibration import SAMPLES
 from models.default import DEFAULT_MODEL
+from runtimes.detection.detector import Detector
 from runtimes.files import shared_dir
+from tests.wider_fixture import event_of, write_wider_val
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = shared_dir()
@@ -151,3 +155,23 @@ def default_backends(tmp_path_factory):
     """converters.all on the kit's default model, calibrated and verified on ../shared's images where they exist,
     else on the committed samples."""
     return convert_all(tmp_path_factory.mktemp("all_default"))
+
+
+SUBSET_NAMES = ["3_Riot_Riot_3_240", "3_Riot_Riot_3_178", "4_Dancing_Dancing_4_91", "4_Dancing_Dancing_4_905"]
+SUBSET = [f"{event_of(n)}/{n}" for n in SUBSET_NAMES]
+LISTED_ONLY = ("5--Car_Accident/5_Car_Accident_Car_Crash_5_36",)  # in the ground truth, not on disk
+
+
+@pytest.fixture
+def wider_subset(tmp_path, default_hub):
+    """A WIDER val root with four committed sample images; ground truth: the default ONNX's detections scoring
+    0.5 or more, written as the official .mat files (tests/wider_fixture.py)."""
+    detector = Detector.from_artifact(default_hub, score_threshold=0.5)
+    faces = {}
+    for name, key in zip(SUBSET_NAMES, SUBSET):
+        found = detector(cv2.imread(str(SAMPLE_VERIFICATION / f"{name}.jpg")))
+        faces[key] = np.concatenate([found.boxes[:, :2], found.boxes[:, 2:] - found.boxes[:, :2]], axis=1)
+    root = tmp_path / "widerface"
+    write_wider_val(root, {k: SAMPLE_VERIFICATION / f"{n}.jpg" for n, k in zip(SUBSET_NAMES, SUBSET)}, faces,
+                    {"easy": 30, "medium": 15, "hard": 0}, LISTED_ONLY)
+    return root

@@ -10,21 +10,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 
 from eval.__main__ import main as eval_main
 from eval.groundtruth import load_ground_truth
 from eval.predictions import read_prediction
-from runtimes.detection.detector import Detector
-from tests.conftest import SAMPLE_VERIFICATION, VAL_IMAGES, WIDER, requires_shared
-from tests.wider_fixture import event_of, write_wider_val
+from tests.conftest import LISTED_ONLY, SUBSET, VAL_IMAGES, WIDER, requires_shared
 
 REPO = Path(__file__).resolve().parents[1]
-NAMES = ["3_Riot_Riot_3_240", "3_Riot_Riot_3_178", "4_Dancing_Dancing_4_91", "4_Dancing_Dancing_4_905"]
-SUBSET = [f"{event_of(n)}/{n}" for n in NAMES]
-LISTED_ONLY = ("5--Car_Accident/5_Car_Accident_Car_Crash_5_36",)  # in the ground truth, not on disk
 
 
 @pytest.fixture
@@ -33,17 +26,8 @@ def hub(default_hub):
 
 
 @pytest.fixture
-def data(tmp_path, default_hub):
-    """A WIDER val root with four images; ground truth: the default ONNX's detections scoring 0.5 or more."""
-    detector = Detector.from_artifact(default_hub, score_threshold=0.5)
-    faces = {}
-    for name, key in zip(NAMES, SUBSET):
-        found = detector(cv2.imread(str(SAMPLE_VERIFICATION / f"{name}.jpg")))
-        faces[key] = np.concatenate([found.boxes[:, :2], found.boxes[:, 2:] - found.boxes[:, :2]], axis=1)
-    root = tmp_path / "widerface"
-    write_wider_val(root, {k: SAMPLE_VERIFICATION / f"{n}.jpg" for n, k in zip(NAMES, SUBSET)}, faces,
-                    {"easy": 30, "medium": 15, "hard": 0}, LISTED_ONLY)
-    return root
+def data(wider_subset):
+    return wider_subset
 
 
 def report(out):
