@@ -147,9 +147,14 @@ def write_run_record(folder: Path, record: dict, run, shard: tuple[int, int] | N
     atomic_write_text(record_path, json.dumps(record, indent=2) + "\n")
 
 
+def predictions_dir_of(folder: Path) -> Path:
+    """folder/predictions for a label folder the kit wrote, folder itself for a bare submission folder."""
+    return folder / "predictions" if (folder / "predictions").is_dir() else folder
+
+
 def read_folder(folder: Path, keys: list[str]) -> tuple[dict[str, np.ndarray], list[str], list[dict]]:
-    """The predictions under folder (or folder/predictions), the keys without a file, and the run records."""
-    predictions_dir = folder / "predictions" if (folder / "predictions").is_dir() else folder
+    """The predictions under predictions_dir_of(folder), the keys without a file, and the run records."""
+    predictions_dir = predictions_dir_of(folder)
     if not predictions_dir.is_dir():
         raise FileNotFoundError(f"{predictions_dir}: no such predictions folder")
     found, missing = read_predictions(predictions_dir, keys)
@@ -192,7 +197,7 @@ def score(folder: Path, truth: GroundTruth, label: str | None = None, source: st
         missing += [f"{where.name}:{k}" for k in variant_missing]
     timing = merged_timing(runs, time.perf_counter() - start)
     unreadable = sorted({k for r in runs for k in r["unreadable"]})
-    predictions_dir = folder / "predictions" if (folder / "predictions").is_dir() else folder
+    predictions_dir = predictions_dir_of(folder)
     return ModelResult(label or folder.name, source or (runs[0]["source"] if runs else str(predictions_dir)),
                        results, per_event, runs[0]["protocol"] if runs else {}, predictions_dir,
                        operating_point(found, truth.images, scoring.operating_score, iou),
