@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import cv2
@@ -84,3 +85,18 @@ class JsonlSink(_AtomicFile):
 def frame_record(index: int, t: float, detected: bool, faces: Detections) -> dict:
     """The JSON Lines record of one frame (the schema the README documents); pixels rounded to 0.1."""
     return {"frame": index, "t": round(t, 4), "detected": detected, "faces": faces.to_records()}
+
+
+class StdoutJsonl:
+    """The same records on standard output (`--json -`), flushed per frame so a reading program sees each at once."""
+
+    def __init__(self):
+        self.frames = 0
+
+    def write(self, index: int, t: float, detected: bool, faces: Detections) -> None:
+        sys.stdout.write(json.dumps(frame_record(index, t, detected, faces), separators=(",", ":")) + "\n")
+        sys.stdout.flush()
+        self.frames += 1
+
+    def close(self, commit: bool = True) -> None:
+        """Nothing to commit: what was written has been read."""

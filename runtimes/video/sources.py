@@ -1,8 +1,10 @@
-"""Frame sources: a video file, a folder or glob of images, or a camera, all yielding numbered BGR frames.
+"""Frame sources: a video file, a folder or glob of images, a camera or a network stream, all yielding numbered
+BGR frames.
 
+Files and images give every frame; cameras and streams are live (runtimes.video.stream: the newest frame only).
 A frame that cannot be decoded is skipped and counted (`source.corrupt`), never fatal; a source that cannot be
 opened is a clear error before any work. Frame indices count skipped frames too, so they are positions in
-the source; `t` is seconds from the start (frame index / fps for files and images, wall clock for cameras).
+the source; `t` is seconds from the start (frame index / fps for files and images, wall clock for live sources).
 """
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import glob
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -27,6 +29,7 @@ class Frame:
     index: int  # position in the source, skipped frames included
     t: float  # seconds from the start
     image: np.ndarray  # H×W×3 uint8 BGR
+    captured: float = field(default_factory=time.perf_counter)  # when it was read: latency is measured from here
 
 
 class FrameSource:
@@ -35,7 +38,7 @@ class FrameSource:
     name: str
     fps: float
     frame_count: int | None = None
-    live = False  # a camera: timestamps from the clock, Ctrl-C is the normal way to stop
+    live = False  # a camera or stream: the newest frame only, timestamps from the clock, Ctrl-C stops it
 
     def __init__(self) -> None:
         self.corrupt = 0
@@ -53,18 +56,18 @@ class FrameSource:
 
 
 class CaptureSource(FrameSource):
-    """A video file or a camera through OpenCV's VideoCapture (FFmpeg for files, V4L2 for cameras on Linux)."""
+    """A video file through OpenCV's VideoCapture (FFmpeg), every frame in order."""
 
-    def __init__(self, capture: cv2.VideoCapture, name: str, live: bool, default_fps: float):
+    def __init__(self, capture: cv2.VideoCapture, name: str, default_fps: float):
         super().__init__()
-        self.capture, self.name, self.live = capture, name, live
+        self.capture, self.name = capture, name
         fps = capture.get(cv2.CAP_PROP_FPS)
         self.fps = fps if fps and np.isfinite(fps) and 0 < fps < 1000 else default_fps
         count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        self.frame_count = count if count > 0 and not live else None
+        self.frame_count = count if count > 0 else None
 
     def __iter__(self) -> Iterator[Frame]:
-        index, failures, start = 0, 0, time.monotonic()
+        index, failures = 0, 0
         while failures < MAX_CONSECUTIVE_FAILURES:
             ok, image = self.capture.read()
             if not ok or image is None:
@@ -74,7 +77,7 @@ class CaptureSource(FrameSource):
                 index += failures
                 failures = 0
                 self.positions = index + 1
-                yield Frame(index, time.monotonic() - start if self.live else index / self.fps, image)
+                yield Frame(index, index / self.fps, image)
                 index += 1
 
     def close(self) -> None:
@@ -107,16 +110,26 @@ def _images(paths) -> list[Path]:
                   key=_natural_key)
 
 
-def open_source(spec: str, fps: float = 25.0) -> FrameSource:
-    """'0' (a camera index), a video file, an image file, a folder of images or a glob such as 'frames/*.png'.
+def open_source(spec: str, fps: float = 25.0, stream_options: dict[str, str] | None = None,
+                read_timeout_s: float = 5.0, reconnect: int = 10) -> FrameSource:
+    """'0' (a camera index), an rtsp://, http(s)://, udp:// … URL, a video file, an image file, a folder of images
+    or a glob such as 'frames/*.png'.
 
-    `fps` is the frame rate given to image sequences and to videos or cameras that do not report one.
+    `fps` is the frame rate given to image sequences and to videos or streams that do not report one;
+    `stream_options` (FFmpeg options such as rtsp_transport=tcp), `read_timeout_s` and `reconnect` (tries per
+    outage) apply to live sources.
     """
+    from runtimes.video import stream
+
     if spec.isdigit():
-        capture = cv2.VideoCapture(int(spec))
-        if not capture.isOpened():
-            raise ValueError(f"camera {spec} cannot be opened (is it connected, and free? try another index)")
-        return CaptureSource(capture, f"camera {spec}", live=True, default_fps=fps)
+        try:
+            return stream.LiveSource(stream.camera_opener(int(spec)), f"camera {spec}", fps, reconnect)
+        except ValueError:
+            raise ValueError(f"camera {spec} cannot be opened (is it connected, and free? try another "
+                             "index)") from None
+    if stream.is_stream_url(spec):
+        opener = stream.url_opener(spec, stream_options or {}, read_timeout_s)
+        return stream.LiveSource(opener, stream.redact(spec), fps, reconnect)
     path = Path(spec)
     if any(ch in spec for ch in "*?[") and not path.exists():
         images = _images(glob.glob(spec))
@@ -138,4 +151,4 @@ def open_source(spec: str, fps: float = 25.0) -> FrameSource:
         capture = cv2.VideoCapture(str(path))  # a build without FFmpeg: whatever backend can read it
     if not capture.isOpened():
         raise ValueError(f"{path}: cannot be read as a video (not a video file, or a codec OpenCV's FFmpeg lacks)")
-    return CaptureSource(capture, str(path), live=False, default_fps=fps)
+    return CaptureSource(capture, str(path), default_fps=fps)
