@@ -4,11 +4,11 @@ mid-run; the preview fetched over HTTP while the run goes on; blurring checked p
 import json
 import queue
 import shutil
-import threading
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path

@@ -23,8 +23,8 @@ from runtimes.detection.pipeline import forward_alone_ms, pipelined
 from runtimes.detection.preprocess import prepare
 from runtimes.video.anonymise import DEFAULT_MARGIN, anonymise
 from runtimes.video.draw import draw_detections, draw_status
-from runtimes.video.scenecut import SceneCutDetector
 from runtimes.video.preview import PreviewServer
+from runtimes.video.scenecut import SceneCutDetector
 from runtimes.video.sinks import JsonlSink, StdoutJsonl, VideoSink
 from runtimes.video.smooth import Smoother, SmootherConfig
 from runtimes.video.sources import Frame, FrameSource
@@ -209,8 +209,10 @@ class VideoRun:
     def _anonymise(self, image: np.ndarray, shown: Detections, found: Detections | None) -> None:
         """Hide every face the run knows of on this frame, not only the ones it shows: the shown (smoothed)
         boxes, every live track's current estimate (new tracks not yet confirmed and tracks coasting through
-        missed or skipped frames included), and this frame's raw detections down to --low-score-thr."""
-        boxes = [shown.boxes, self.tracker.boxes] + ([found.boxes] if found is not None else [])
+        missed or skipped frames included), and this frame's raw detections down to --score-thr (the weaker ones
+        below it are mostly background: blurring them hid whole frames)."""
+        raw = [] if found is None else [found.boxes[found.scores >= self.tracker.config.high_score]]
+        boxes = [shown.boxes, self.tracker.boxes] + raw
         anonymise(image, np.concatenate([np.asarray(b, np.float32).reshape(-1, 4) for b in boxes]),
                   self.anonymiser.style, self.anonymiser.margin)
 
