@@ -12,6 +12,7 @@ from models.default import DEFAULT_MODEL
 from runtimes.cli import add_detector_arguments, add_model_argument, detector_options, run_cli
 from runtimes.detection.detector import Detector
 from runtimes.files import atomic_write_bytes, prepare_output
+from runtimes.video.anonymise import DEFAULT_MARGIN, STYLES, anonymise
 from runtimes.video.draw import draw_detections
 
 
@@ -23,6 +24,10 @@ def parser() -> argparse.ArgumentParser:
     add_model_argument(p)
     p.add_argument("--out", type=Path, help="annotated image path (default <image>_faces.jpg beside the image)")
     add_detector_arguments(p, 0.5, "minimum face score")
+    p.add_argument("--anonymise", choices=STYLES, help="blur or pixelate every detected face in the written image")
+    p.add_argument("--blur-margin", type=float, default=DEFAULT_MARGIN,
+                   help=f"share of a box's size added on each side of what is hidden (default {DEFAULT_MARGIN})")
+    p.add_argument("--no-boxes", action="store_true", help="draw no boxes or landmarks in the written image")
     return p
 
 
@@ -37,7 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     detections = detector(image)
     for record in detections.to_records():
         print(json.dumps(record))
-    ok, encoded = cv2.imencode(out.suffix, draw_detections(image, detections))
+    if args.anonymise:
+        anonymise(image, detections.boxes, args.anonymise, args.blur_margin)
+    ok, encoded = cv2.imencode(out.suffix, image if args.no_boxes else draw_detections(image, detections))
     if not ok:
         raise ValueError(f"{out}: OpenCV could not encode the annotated image")
     atomic_write_bytes(out, encoded.tobytes())

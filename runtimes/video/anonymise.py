@@ -1,9 +1,9 @@
 """Face anonymisation: every face box, grown by a margin, blurred or pixelated in place.
 
 The blur shrinks the region to a few pixels across the face (so no detail survives, whatever the face size) and
-smooths it back up: about ten times cheaper than a Gaussian of the same strength on the full region. Regions
-that overlap (a face and its track's estimate, faces side by side) are merged into one, so no edge of one
-blurred region runs across another face.
+smooths it back up: about ten times cheaper than a Gaussian of the same strength on the full region. Regions of
+one face (its shown box, its track's estimate, its raw detection: IoU 0.3 or more) merge into one, so no edge of
+one runs across the face; other regions are blurred largest first, so a small face is blurred last, whole.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import numpy as np
 
 STYLES = ("blur", "pixelate")
 DEFAULT_MARGIN = 0.25  # share of the box's width (height) added on the left and right (top and bottom)
+MERGE_IOU = 0.3  # regions this alike are one face seen twice
 CELLS_ACROSS = 6  # what is left of a face: this many cells (pixelate) or blurred samples (blur) across the box
 
 
@@ -26,7 +27,8 @@ def grown_boxes(boxes: np.ndarray, margin: float, width: int, height: int) -> np
 
 
 def merged_regions(boxes: np.ndarray, margin: float, width: int, height: int) -> list[tuple[np.ndarray, float]]:
-    """(region xyxy, largest face size in it): grown boxes, those that overlap merged into their bounding box."""
+    """(region xyxy, largest face size in it), largest first: grown boxes, those of one face (IoU >= MERGE_IOU)
+    merged into their bounding box."""
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     regions = [(grown, float(max(box[2] - box[0], box[3] - box[1])))
                for grown, box in zip(grown_boxes(boxes, margin, width, height), boxes)]
@@ -36,7 +38,7 @@ def merged_regions(boxes: np.ndarray, margin: float, width: int, height: int) ->
         for i in range(len(regions)):
             for j in range(i + 1, len(regions)):
                 (a, size_a), (b, size_b) = regions[i], regions[j]
-                if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
+                if iou(a, b) >= MERGE_IOU:
                     regions[i] = (np.concatenate([np.minimum(a[:2], b[:2]), np.maximum(a[2:], b[2:])]),
                                   max(size_a, size_b))
                     del regions[j]
@@ -44,7 +46,13 @@ def merged_regions(boxes: np.ndarray, margin: float, width: int, height: int) ->
                     break
             if merged:
                 break
-    return regions
+    return sorted(regions, key=lambda region: -region[1])
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    inter = max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
 
 
 def anonymise(image_bgr: np.ndarray, boxes: np.ndarray, style: str = "blur",
