@@ -18,7 +18,7 @@ from eval.gallery import write_gallery
 from eval.groundtruth import load_ground_truth
 from eval.predictions import parse_shard
 from eval.report import write_reports
-from runtimes.cli import add_detector_arguments, hw_argument, iou_argument, run_cli, score_argument
+from runtimes.cli import add_detector_arguments, hw_argument, iou_argument, parsed_by, run_cli, score_argument
 from runtimes.files import prepare_output_dir, shared_dir
 
 
@@ -53,19 +53,6 @@ def nonnegative_int(text: str) -> int:
     return value
 
 
-def degrade_argument(text: str) -> list:
-    try:
-        return parse_degradations(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from err
-
-
-def shard_argument(text: str) -> tuple[int, int]:
-    try:
-        return parse_shard(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from err
-
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m eval", description=(
@@ -83,9 +70,9 @@ def parser() -> argparse.ArgumentParser:
     add_detector_arguments(p, 0.02, "keep detections scoring at least this (the protocol sweeps thresholds "
                                     "itself: higher values cut AP)")
     p.add_argument("--overwrite", action="store_true", help="predict again even where prediction files exist")
-    p.add_argument("--shard", type=shard_argument,
+    p.add_argument("--shard", type=parsed_by(parse_shard),
                    help="i/n: predict only every n-th image from the i-th (1-based); join with `merge`")
-    p.add_argument("--degrade", type=degrade_argument, default=[], metavar="LIST",
+    p.add_argument("--degrade", type=parsed_by(parse_degradations), default=[], metavar="LIST",
                    help="also predict on degraded copies of every image, made on the fly and seeded per image: "
                         f"'all', kinds ({', '.join(KINDS)}: each at its severities) or names ("
                         f"{', '.join(DEGRADATIONS)}), comma-separated; AP per condition in the report and "

@@ -51,14 +51,23 @@ def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = No
     sys.exit(code)
 
 
+def parsed_by(parse: Callable[[str], object]) -> Callable[[str], object]:
+    """An argparse type from a parser that raises ValueError: its message becomes the usage error."""
+    def argument(text: str):
+        try:
+            return parse(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    argument.__name__ = parse.__name__  # argparse names the type in its 'invalid ... value' fallback
+    return argument
+
+
 def hw_argument(text: str) -> tuple[int, int]:
     """argparse type for 'H,W' (each divisible by 32): a bad value is a usage error naming the valid sizes."""
     from models.spec import parse_hw
 
-    try:
-        return parse_hw(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from err
+    return parsed_by(parse_hw)(text)
 
 
 def _number(text: str, kind: type, ok: Callable[[float], bool], expected: str):

@@ -26,6 +26,7 @@ from runtimes.cli import (
     detector_options,
     non_negative_int,
     non_negative_number,
+    parsed_by,
     positive_int,
     positive_number,
     run_cli,
@@ -50,19 +51,6 @@ EPILOG = """live sources (cameras, rtsp:// http(s):// udp:// ... URLs) are read 
 frame is processed: frames the model has no time for are dropped and counted, never queued. Exit codes: 0 done,
 2 bad input, 3 a live stream lost for good, 130 Ctrl-C, 143 SIGTERM."""
 
-
-def stream_option(text: str) -> tuple[str, str]:
-    try:
-        return parse_stream_option(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-
-
-def serve_address(text: str) -> tuple[str, int]:
-    try:
-        return parse_address(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def parser() -> argparse.ArgumentParser:
@@ -108,13 +96,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--show", action="store_true", help="show the annotated frames in a window (needs an OpenCV "
                                                        "build with a GUI); q or Esc stops")
     live = p.add_argument_group("live sources and headless devices")
-    live.add_argument("--serve", type=serve_address, metavar="[HOST:]PORT",
+    live.add_argument("--serve", type=parsed_by(parse_address), metavar="[HOST:]PORT",
                       help="serve a preview page (annotated MJPEG stream, FPS, faces, stage times) and /stats.json; "
                            "PORT alone listens on 127.0.0.1 only, give HOST (e.g. 0.0.0.0) to let other machines in")
     live.add_argument("--serve-fps", type=positive_number, default=15.0,
                       help="most frames per second sent to each preview viewer (default 15); JPEG encoding for "
                            "viewers costs CPU the model would otherwise get")
-    live.add_argument("--stream-option", type=stream_option, action="append", default=[], metavar="KEY=VALUE",
+    live.add_argument("--stream-option", type=parsed_by(parse_stream_option), action="append", default=[],
+                      metavar="KEY=VALUE",
                       help="an FFmpeg option for stream URLs, repeatable, e.g. rtsp_transport=tcp (RTSP defaults "
                            "to TCP, then UDP if the server refuses TCP), or buffer_size=1048576 for udp://")
     live.add_argument("--read-timeout", type=positive_number, default=5.0,
