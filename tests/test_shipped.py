@@ -36,6 +36,12 @@ def test_detector_default_is_the_shipped_tflite_int8_and_finds_faces():
     assert sum(len(d) for d in detections_on_samples(detector)) >= 16
 
 
+# How far a fresh conversion may move a detection. Float files are remade to rounding; an INT8 file's calibration
+# may land one quantization step away when an unpinned toolchain release (onnx2tf, onnxslim, TF) changes: CI once saw
+# IoU 0.977 on a 12x16 px face, a 0.3 px shift. Drift from stale weights is caught by the sha256 check above.
+MIN_IOU = {"onnx": 0.99, "tflite-int8": 0.95}
+
+
 def test_a_fresh_conversion_of_the_committed_weights_gives_the_shipped_detections(tmp_path):
     from converters.ship import convert_default
 
@@ -47,5 +53,5 @@ def test_a_fresh_conversion_of_the_committed_weights_gives_the_shipped_detection
         assert [len(d) for d in fresh] == [len(d) for d in shipped], kind
         for a, b in zip(shipped, fresh):
             if len(a):
-                assert box_iou(a.boxes, b.boxes).max(axis=1).min() > 0.99, kind
+                assert box_iou(a.boxes, b.boxes).max(axis=1).min() > MIN_IOU[kind], kind
                 np.testing.assert_allclose(np.sort(a.scores), np.sort(b.scores), atol=0.01, err_msg=kind)
