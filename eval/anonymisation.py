@@ -17,11 +17,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from eval.breakdown import SIZE_BUCKETS  # face heights: the deployer's report's buckets; <16 is not judged
 from runtimes.cli import add_detector_arguments, detector_options, fraction_argument, positive_int, run_cli
 from runtimes.detection.detector import Detector
 from runtimes.files import atomic_write_text, prepare_output
 
-SIZE_BUCKETS = (16, 32, 64, 128)  # face heights in pixels: <16 (not judged), 16-32, 32-64, 64-128, >=128
 SHOWN = 0.5  # kept-detail correlation from which a face counts as shown
 FLAT = 2.0  # high-pass standard deviation (grey levels) under which the original face has no detail to keep
 DETAIL_PX = 48  # regions are compared at most this many pixels across, so detail means the same at every face size
@@ -55,11 +55,7 @@ def centre_region(box: np.ndarray, width: int, height: int) -> tuple[slice, slic
 
 
 def size_bucket(face_height: float) -> str:
-    edges = [e for e in SIZE_BUCKETS if e <= face_height]
-    if not edges:
-        return f"<{SIZE_BUCKETS[0]}"
-    low = edges[-1]
-    return f">={low}" if low == SIZE_BUCKETS[-1] else f"{low}-{SIZE_BUCKETS[SIZE_BUCKETS.index(low) + 1]}"
+    return next(name for low, high, name in SIZE_BUCKETS if low <= face_height < high)
 
 
 @dataclass
@@ -82,14 +78,14 @@ class Audit:
 
     def table(self) -> str:
         rows = ["| face height px | reference faces | shown | shown % |", "|---|---|---|---|"]
-        for bucket in [size_bucket(e) for e in SIZE_BUCKETS]:
+        for _, _, bucket in SIZE_BUCKETS:
             judged, shown = self.judged.get(bucket, 0), self.shown.get(bucket, 0)
             if judged:
                 rows.append(f"| {bucket} | {judged} | {shown} | {100 * shown / judged:.1f} |")
         total = sum(self.judged.values())
         rows.append(f"| all | {total} | {sum(self.shown.values())} | {100 * self.miss_rate:.1f} |")
         return "\n".join(rows) + (f"\n\n{self.frames} frames, {self.frames_showing_a_face} showing at least one "
-                                  f"face; not judged: {self.too_small} faces under {SIZE_BUCKETS[0]} px, "
+                                  f"face; not judged: {self.too_small} faces under {SIZE_BUCKETS[1][0]} px, "
                                   f"{self.flat} without detail in the original")
 
 
@@ -128,7 +124,7 @@ def audit_frame(result: Audit, frame: np.ndarray, written: np.ndarray, faces, th
     shown = 0
     for box, score in zip(faces.boxes, faces.scores):
         bucket = size_bucket(box[3] - box[1])
-        if bucket.startswith("<"):
+        if bucket == SIZE_BUCKETS[0][2]:
             result.too_small += 1
             continue
         region = centre_region(box, width, height)

@@ -103,6 +103,14 @@ CASES = {
                                             before="--model {onnx} --data {wider} --out {tmp}/e5"),
     "eval: model.json of another size": Case("eval", "--model {onnx_320} --data {wider} --out {tmp}/e6", 2,
                                              ("model.json says the input is 320x640",)),
+    # --- eval.anonymisation
+    "audit: absent video": Case("eval.anonymisation", "{video} {tmp}/none.avi --reference {onnx}", 2,
+                                ("none.avi", "no such video")),
+    "audit: an image is no video": Case("eval.anonymisation", "{video} {image} --reference {onnx}", 2,
+                                        ("photo.jpg", "not a frame-for-frame copy")),
+    "audit: report would overwrite the video": Case("eval.anonymisation", "{video} {video} --reference {onnx} "
+                                                    "--out {video}", 2, ("unsupported suffix",),
+                                                    unchanged=("{video}",)),
     # --- converters (each refused before any export: nothing appears in --out)
     "convert: weights without model": Case("converters.onnx", "--weights {weights} --out {tmp}/c1", 2,
                                            ("needs --model",), absent=("{tmp}/c1",)),
