@@ -11,8 +11,6 @@ import math
 
 import cv2
 import numpy as np
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import connected_components
 
 from runtimes.detection.nms import box_iou
 
@@ -33,23 +31,35 @@ def grown_boxes(boxes: np.ndarray, margin: float, width: int, height: int) -> np
 def merged_regions(boxes: np.ndarray, margin: float, width: int, height: int) -> list[tuple[np.ndarray, float]]:
     """(region xyxy, largest face size in it), largest first: grown boxes, those of one face (IoU >= MERGE_IOU)
     merged into their bounding box until no two regions are that alike. Each round merges whole connected groups
-    with one IoU matrix, so a crowd of hundreds of boxes costs milliseconds (a pairwise loop took seconds)."""
+    found on one IoU matrix, so a crowd of hundreds of boxes costs milliseconds (a pairwise loop took seconds)."""
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     regions = grown_boxes(boxes, margin, width, height).astype(np.float64)
-    sizes = (boxes[:, 2:] - boxes[:, :2]).max(axis=1) if len(boxes) else np.zeros(0)
+    sizes = (boxes[:, 2:] - boxes[:, :2]).max(axis=1)
     while len(regions) > 1:
-        alike = box_iou(regions, regions) >= MERGE_IOU
-        groups, label = connected_components(csr_matrix(alike), directed=False)
-        if groups == len(regions):
+        group = connected_groups(box_iou(regions, regions) >= MERGE_IOU)
+        count = group.max() + 1
+        if count == len(regions):
             break
-        merged = np.concatenate([np.full((groups, 2), np.inf), np.full((groups, 2), -np.inf)], axis=1)
-        np.minimum.at(merged[:, :2], label, regions[:, :2])
-        np.maximum.at(merged[:, 2:], label, regions[:, 2:])
-        regions, merged_sizes = merged, np.zeros(groups)
-        np.maximum.at(merged_sizes, label, sizes)
-        sizes = merged_sizes
+        merged = np.concatenate([np.full((count, 2), np.inf), np.full((count, 2), -np.inf)], axis=1)
+        np.minimum.at(merged[:, :2], group, regions[:, :2])
+        np.maximum.at(merged[:, 2:], group, regions[:, 2:])
+        merged_sizes = np.zeros(count)
+        np.maximum.at(merged_sizes, group, sizes)
+        regions, sizes = merged, merged_sizes
     order = np.argsort(-sizes, kind="stable")
     return [(regions[i].astype(np.int64), float(sizes[i])) for i in order]
+
+
+def connected_groups(linked: np.ndarray) -> np.ndarray:
+    """(N,) group index 0..G-1 of each node of a symmetric (N,N) boolean adjacency, groups numbered by first node:
+    each node takes the smallest label among its neighbours until nothing changes."""
+    label = np.arange(len(linked))
+    while True:
+        smallest = np.where(linked, label[None, :], len(linked)).min(axis=1)
+        smallest = np.minimum(smallest, label)
+        if np.array_equal(smallest, label):
+            return np.unique(label, return_inverse=True)[1]
+        label = smallest
 
 
 def anonymise(image_bgr: np.ndarray, boxes: np.ndarray, style: str = "blur",
