@@ -1,8 +1,9 @@
 """Verify a converted artifact against its ONNX source on held-out real images.
 
 Per output: max abs diff and cosine. After decode + NMS: detection agreement (the share of ONNX detections
-with score ≥ 0.5 that the artifact matches at IoU ≥ 0.5, and the reverse). Cosine alone misjudges INT8:
-clipped score heads keep a high cosine and lose faces, so INT8 is judged on agreement.
+with score ≥ 0.5 that the artifact matches at IoU ≥ 0.5 with a score of at least 0.4, and the reverse) and score
+shift. Cosine alone misjudges INT8: clipped score heads keep a high cosine and lose faces, so INT8 is judged on
+agreement (faces found or lost) and score shift (how far the scores of the faces both find moved).
 """
 from __future__ import annotations
 
@@ -28,6 +29,11 @@ INT8_MIN_AGREEMENT = 0.95  # both ways; a well-calibrated INT8 SCRFD keeps AP wi
 # 0.989/0.989 for that MNN file, as for the good ones (issue 10 note).
 INT8_MAX_SCORE_SHIFT = 0.04
 DETECTION_SCORE = 0.5
+# A detection one side scores >= DETECTION_SCORE is matched by the other side's box at >= MATCH_SCORE:
+# a face at 0.49 in the ONNX and 0.51 in INT8 was neither found nor lost, only moved (the score shift's business).
+# Without it a few borderline faces decided the gate: the QAT default model's INT8 at 320x320 failed with 2 of 25
+# "unmatched", all scored 0.48-0.51 by both (issue 20).
+MATCH_SCORE = DETECTION_SCORE - 0.1
 SHIFT_SCORE = 0.3
 EVAL_SCORE = 0.02
 MATCH_IOU = 0.5
@@ -42,7 +48,8 @@ class OutputDiff:
 
 @dataclass(frozen=True)
 class Agreement:
-    """Detections of the reference matched by the artifact (and the reverse), summed over all images."""
+    """Detections (score >= DETECTION_SCORE) of the reference matched by the artifact's (score >= MATCH_SCORE),
+    and the reverse, summed over all images."""
 
     reference_detections: int
     artifact_detections: int
@@ -90,6 +97,17 @@ def match_count(reference: Detections, test: Detections, iou: float = MATCH_IOU)
     return matched
 
 
+def agreement(reference: list[Detections], artifact: list[Detections]) -> Agreement:
+    """Per image lists of detections at >= MATCH_SCORE; each side's detections at >= DETECTION_SCORE are matched
+    one to one against all of the other side's."""
+    strong = lambda found: [d[d.scores >= DETECTION_SCORE] for d in found]  # noqa: E731
+    strong_reference, strong_artifact = strong(reference), strong(artifact)
+    n_ref, n_art = sum(map(len, strong_reference)), sum(map(len, strong_artifact))
+    ref_pairs = sum(match_count(r, a) for r, a in zip(strong_reference, artifact))
+    art_pairs = sum(match_count(a, r) for a, r in zip(strong_artifact, reference))
+    return Agreement(n_ref, n_art, ref_pairs / n_ref if n_ref else 1.0, art_pairs / n_art if n_art else 1.0)
+
+
 class Verifier:
     """Holds the held-out images and the reference (ONNX) outputs, and checks any number of artifacts against them."""
 
@@ -101,7 +119,7 @@ class Verifier:
                                        for img in read_images(image_paths)]
         self.reference = reference
         self.reference_outputs = self._run(reference)
-        self.reference_detections = self._detections(reference, self.reference_outputs)
+        self.reference_detections = self._detections(reference, self.reference_outputs, MATCH_SCORE)
         self.reference_low: list[Detections] | None = None  # at the evaluation threshold, made when first needed
 
     def _run(self, backend: Backend) -> list[list[np.ndarray]]:
@@ -138,30 +156,25 @@ class Verifier:
         scores_of = partial(family(self.spec.family).face_scores, spec=self.spec)
         score_cos = cosine(np.concatenate([scores_of(o) for o in self.reference_outputs]),
                            np.concatenate([scores_of(o) for o in outputs]))
-        agreement = self._agreement(self._detections(backend, outputs))
+        found = agreement(self.reference_detections, self._detections(backend, outputs, MATCH_SCORE))
         shift = self._score_shift(self._detections(backend, outputs, EVAL_SCORE))
         is_int8 = precision.startswith("int8")
-        thresholds = ({"min_agreement": min_agreement, "max_score_shift": INT8_MAX_SCORE_SHIFT} if is_int8
+        thresholds = ({"min_agreement": min_agreement, "detection_score": DETECTION_SCORE, "match_score": MATCH_SCORE,
+                       "max_score_shift": INT8_MAX_SCORE_SHIFT} if is_int8
                       else {"min_score_cosine": min_cosine})
         failures = []
         if not is_int8 and score_cos < min_cosine:
             failures.append(f"score cosine {score_cos:.6f} < {min_cosine}")
         if is_int8:
-            if agreement.reference_detections == 0:
+            if found.reference_detections == 0:
                 failures.append(f"the ONNX finds no face (score >= {DETECTION_SCORE}) on the verification images, "
                                 "so INT8 agreement cannot be measured; pass --verify-images with faces")
-            for label, share in (("ONNX detections matched", agreement.reference_matched),
-                                 ("artifact detections matched", agreement.artifact_matched)):
+            for label, share in (("ONNX detections matched", found.reference_matched),
+                                 ("artifact detections matched", found.artifact_matched)):
                 if share < min_agreement:
                     failures.append(f"{label} {share:.3f} < {min_agreement}")
             if shift > INT8_MAX_SCORE_SHIFT:
                 failures.append(f"face scores moved by {shift:.3f} on average > {INT8_MAX_SCORE_SHIFT} "
                                 "(AP falls with it even where detections still match)")
-        return VerifyReport(str(backend.path), precision, self.names, diffs, score_cos, agreement, shift, thresholds,
+        return VerifyReport(str(backend.path), precision, self.names, diffs, score_cos, found, shift, thresholds,
                             failures)
-
-    def _agreement(self, detections: list[Detections]) -> Agreement:
-        n_ref = sum(len(d) for d in self.reference_detections)
-        n_art = sum(len(d) for d in detections)
-        pairs = sum(match_count(r, a) for r, a in zip(self.reference_detections, detections))
-        return Agreement(n_ref, n_art, pairs / n_ref if n_ref else 1.0, pairs / n_art if n_art else 1.0)
