@@ -99,16 +99,22 @@ MOVES = {"Reshape", "Transpose", "Concat", "Flatten", "Squeeze", "Unsqueeze", "I
 Op = tuple[str, str, list[str], list[str]]  # name, type, input tensors, output tensors
 
 
+CONVOLUTIONS = {"Conv", "CONV_2D", "DEPTHWISE_CONV_2D"}
+
+
 def output_tail(ops: list[Op], outputs: set[str]) -> list[str]:
-    """The ops after the last computing layers: reshapes, transposes, concatenations and the score activations
-    (Softmax/Sigmoid) from which only more of them lead to the graph outputs. INT8 artifacts keep them in float
-    unless --int8-tail.
+    """The ops after the last computing layers (reshapes, transposes, concatenations, the score activations
+    Softmax/Sigmoid, from which only more of them lead to the graph outputs) and the score convolutions that
+    feed those activations. INT8 artifacts keep them in float unless --int8-tail.
 
     TFLite and ONNX Runtime store a softmax's or sigmoid's int8 output in steps of 1/256, which ties the scores
     of every confident detection: on the default model at 640x640 that grid cost 1.07 / 0.71 / 0.43 AP Easy /
     Medium / Hard (simulated in PyTorch, 200 val images), and keeping the tail float took its TFLite INT8 from
-    −1.02 / −0.71 / −0.53 to −0.18 / −0.24 / −0.32 (578 images). It costs time: the shipped 480x640 TFLite INT8
-    forward went from 2.95 to 3.34 ms at 1 thread on this x86 VM (+13%; 1.74 to 1.88 ms at 2 threads).
+    −1.02 / −0.71 / −0.53 to −0.18 / −0.24 / −0.32 (578 images). The score convolutions' int8 outputs are the
+    same grid one step earlier, in logits: where heads are concatenated they share one range (the QAT default
+    model's TFLite file: steps of 0.067 over −10..7), and computing them in float took that file at 480x640 from
+    −0.23 / −0.07 / −0.30 to −0.07 / +0.11 / +0.04 (issue 20). The tail costs time: the shipped 480x640 TFLite
+    INT8 forward went from 2.95 to 3.34 ms at 1 thread on this x86 VM without the score convolutions (+13%).
     """
     readers: dict[str, list[Op]] = {}
     for op in ops:
@@ -121,7 +127,15 @@ def output_tail(ops: list[Op], outputs: set[str]) -> list[str]:
         return all(op[1] in tail_ops and op[0] not in seen and all(tail_only(t, seen | {op[0]}) for t in op[3])
                    for op in after) if after else tensor in outputs
 
-    return [op[0] for op in ops if op[1] in tail_ops and all(tail_only(t, frozenset({op[0]})) for t in op[3])]
+    def reaches_score(tensor: str) -> bool:
+        """Through value-moving ops only, to a Softmax/Sigmoid."""
+        after = readers.get(tensor, [])
+        return any(op[1] in SCORE_ACTIVATIONS or (op[1] in MOVES and any(map(reaches_score, op[3]))) for op in after)
+
+    tail = [op[0] for op in ops if op[1] in tail_ops and all(tail_only(t, frozenset({op[0]})) for t in op[3])]
+    scores = [op[0] for op in ops if op[1] in CONVOLUTIONS and all(map(reaches_score, op[3]))
+              and all(tail_only(t, frozenset({op[0]})) for t in op[3])]
+    return scores + tail
 
 
 def onnx_ops(model: onnx.ModelProto) -> tuple[list[Op], set[str]]:

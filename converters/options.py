@@ -93,7 +93,7 @@ class ConvertOptions:
     calib: Path | None = None  # default: the shared WIDER train images, else the committed samples
     calib_count: int = DEFAULT_COUNT
     keep_float: str | tuple[str, ...] | None = None  # None: each backend's default
-    int8_tail: bool = False  # quantize the output tail too (keep_float.output_tail)
+    int8_tail: bool = False  # quantize the output tail (score convolutions and after) too: keep_float.output_tail
     equalize: bool = True
     keep_failed: bool = False
     min_agreement: float = INT8_MIN_AGREEMENT

@@ -118,7 +118,7 @@ def test_keep_float_leaves_the_named_convolutions_float_in_ncnn_and_onnxruntime(
     assert float_layers[0] == layers[0].name  # the first conv of the graph is the first in ncnn too
     assert kept_in(tmp_path / "ncnn-int8") == kept
 
-    convert(ort_main, hub, tmp_path, "--keep-float", ",".join(kept))
+    convert(ort_main, hub, tmp_path, "--keep-float", ",".join(kept), "--int8-tail")  # no float score convs
     graph = onnx.load(str(tmp_path / "ort-int8" / "model.onnx")).graph
     produced_by = {o: n.op_type for n in graph.node for o in n.output}
     weight_source = {n.name: produced_by.get(n.input[1], "initializer") for n in graph.node if n.op_type == "Conv"}
@@ -133,7 +133,7 @@ def test_keep_float_leaves_the_named_convolutions_float_in_tflite(slim_hub, tmp_
 
     hub, convs = slim_hub
     kept = [convs[1], convs[2]]
-    convert(tflite_main, hub, tmp_path, "--keep-float", ",".join(kept), "--no-equalize")
+    convert(tflite_main, hub, tmp_path, "--keep-float", ",".join(kept), "--no-equalize", "--int8-tail")
     interpreter = Interpreter(str(tmp_path / "tflite-int8" / "model.tflite"))
     dtypes = {t["index"]: t["dtype"] for t in interpreter.get_tensor_details()}
     filters = [dtypes[op["inputs"][1]] for op in interpreter._get_ops_details()
@@ -143,31 +143,42 @@ def test_keep_float_leaves_the_named_convolutions_float_in_tflite(slim_hub, tmp_
 
 
 def test_int8_artifacts_keep_the_output_tail_in_float_unless_int8_tail_is_asked(slim_hub, tmp_path):
-    """The reshapes, concatenations and Softmax after the heads: float in TFLite and ONNX Runtime INT8 by default."""
+    """The score convolutions and the reshapes, concatenations and Softmax after them: float in TFLite and ONNX
+    Runtime INT8 by default; the box convolutions stay int8."""
     from ai_edge_litert.interpreter import Interpreter
 
+    from converters.keep_float import onnx_ops, output_tail, stem_convs
     from converters.ort import main as ort_main
     from converters.tflite import main as tflite_main
 
-    hub, _ = slim_hub
+    hub, convs = slim_hub
+    score_convs = [c for c in output_tail(*onnx_ops(onnx.load(str(hub)))) if c in convs]
+    assert [c.split("/")[1] for c in score_convs] == [f"classification_headers.{i}" for i in range(4)]
     tails = {}
     for tail in ("float", "int8"):
         out = tmp_path / tail
         extra = ("--int8-tail",) if tail == "int8" else ()
         convert(tflite_main, hub, out, *extra)
-        ops = Interpreter(str(out / "tflite-int8" / "model.tflite"))._get_ops_details()
+        interpreter = Interpreter(str(out / "tflite-int8" / "model.tflite"))
+        dtypes = {t["index"]: t["dtype"].__name__ for t in interpreter.get_tensor_details()}
+        ops = interpreter._get_ops_details()
         tflite = {op["op_name"]: op["result_types"][0].__name__ for op in ops
                   if op["op_name"] in ("SOFTMAX", "CONCATENATION")}
+        float_filters = sum(dtypes[op["inputs"][1]] == "float32" for op in ops if op["op_name"] == "CONV_2D")
         convert(ort_main, hub, out, *extra)
         graph = onnx.load(str(out / "ort-int8" / "model.onnx")).graph
         softmax = next(n for n in graph.node if n.op_type == "Softmax")
         readers = [n.op_type for n in graph.node if softmax.output[0] in n.input]
-        tails[tail] = tflite, readers
+        produced_by = {o: n.op_type for n in graph.node for o in n.output}
+        float_convs = {n.name for n in graph.node
+                       if n.op_type == "Conv" and produced_by.get(n.input[1]) != "DequantizeLinear"}
+        tails[tail] = tflite, float_filters, readers, float_convs - set(stem_convs(onnx.load(str(hub))))
         for kind in ("tflite-int8", "ort-int8"):
             quantization = json.loads((out / kind / "model.json").read_text())["provenance"]["quantization"]
             assert quantization["output_tail"] == tail
-    assert tails["float"] == ({"SOFTMAX": "float32", "CONCATENATION": "float32"}, [])  # Softmax → the output
-    assert tails["int8"] == ({"SOFTMAX": "int8", "CONCATENATION": "int8"}, ["QuantizeLinear"])
+    # Softmax → the output; the four score convolutions float (besides ONNX Runtime's default float stem)
+    assert tails["float"] == ({"SOFTMAX": "float32", "CONCATENATION": "float32"}, 4, [], set(score_convs))
+    assert tails["int8"] == ({"SOFTMAX": "int8", "CONCATENATION": "int8"}, 0, ["QuantizeLinear"], set())
 
 
 def test_keep_float_auto_grows_until_it_gives_up_and_unknown_names_or_mnn_are_clear_errors(slim_hub, tmp_path,
