@@ -19,7 +19,9 @@ from tests.conftest import REPO, SAMPLE_CALIBRATION, SHARED, requires_shared
 from tests.synthetic_clip import PAN, PAN_SPEED, STILL, ZOOM, make_clip, map_points
 
 INTERVIEW = SHARED / "data" / "video" / "interview_854x480.mp4"
-PHOTO = SAMPLE_CALIBRATION / "1_Handshaking_Handshaking_1_375.jpg"  # two clear faces, in view all through the clip
+# a face and a fist that the default model takes for a face (0.97), both in view all through the clip: the clip
+# needs what the detector finds, not what a person would call a face
+PHOTO = SAMPLE_CALIBRATION / "1_Handshaking_Handshaking_1_375.jpg"
 PHOTO_SCALE = 2.4  # the sample is downscaled to 640 wide; the clip's camera wants a scene it never sees past
 STAGES = {"decode", "scene_cut", "preprocess", "forward", "postprocess", "tracking", "drawing", "json"}
 
@@ -34,11 +36,13 @@ def read_jsonl(path: Path) -> list[dict]:
 
 def scene_with_known_faces(detector: Detector) -> np.ndarray:
     """The sample photo enlarged, blurred everywhere but around the faces the detector finds in it, so the clip
-    holds those faces and no others (background people that a closer camera would find become a blur)."""
+    holds those faces and no others (background people that a closer camera would find become a blur). The sharp
+    margin is a fifth of a face: at 0.3 the zoomed-in end showed the QAT default model a necklace beside the fist
+    (0.6-0.7, a third track)."""
     sharp = cv2.resize(cv2.imread(str(PHOTO)), None, fx=PHOTO_SCALE, fy=PHOTO_SCALE, interpolation=cv2.INTER_CUBIC)
     scene = cv2.GaussianBlur(sharp, (0, 0), 25)
     for x1, y1, x2, y2 in detector(sharp).boxes:
-        grow = 0.3 * max(x2 - x1, y2 - y1)
+        grow = 0.2 * max(x2 - x1, y2 - y1)
         xa, ya, xb, yb = (int(v) for v in (max(x1 - grow, 0), max(y1 - grow, 0), x2 + grow, y2 + grow))
         scene[ya:yb, xa:xb] = sharp[ya:yb, xa:xb]
     return scene
