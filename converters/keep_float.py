@@ -114,7 +114,8 @@ def output_tail(ops: list[Op], outputs: set[str]) -> list[str]:
     same grid one step earlier, in logits: where heads are concatenated they share one range (the QAT default
     model's TFLite file: steps of 0.067 over −10..7), and computing them in float took that file at 480x640 from
     −0.23 / −0.07 / −0.30 to −0.07 / +0.11 / +0.04 (issue 20). The tail costs time: the shipped 480x640 TFLite
-    INT8 forward went from 2.95 to 3.34 ms at 1 thread on this x86 VM without the score convolutions (+13%).
+    INT8 forward went from 2.95 to 3.34 ms at 1 thread on this x86 VM without the score convolutions (+13%); they add
+    3-7% more (interleaved timing in one pinned process).
     """
     readers: dict[str, list[Op]] = {}
     for op in ops:
