@@ -15,9 +15,12 @@ from converters.pipeline import BackendConverter, ConvertJob, Produced, Timer, b
 from runtimes.cli import run_cli
 
 CALIBRATORS = ("minmax", "percentile", "entropy")
-# Measured best on the equalized models (Δ AP Hard, SCRFD-500M-KPS 640x640 / RFB-640 480x640): percentile -0.27 /
-# -0.33, min-max -0.37 / -0.72, entropy -0.37 on SCRFD; percentile calibrates in ~2 minutes at 640x640, min-max in 8 s.
-DEFAULT_CALIBRATOR = "percentile"
+# Once the score convolutions stayed float (issue 20), min-max had the smaller worst case over five models (largest
+# |Δ AP| Easy/Medium/Hard: min-max 0.33, percentile 0.39; the default model at 640x640: min-max -0.09 / -0.01 /
+# +0.08, percentile -0.35 / -0.33 / -0.07), and it streams: 8 s at 640x640 against ~2 minutes and ~6 GB per 50
+# images for percentile (which out-ran 24 GiB at 200). Before that, percentile had been better (SCRFD Hard -0.27
+# against -0.37).
+DEFAULT_CALIBRATOR = "minmax"
 
 
 class _Batches:
@@ -60,9 +63,9 @@ def quantize(job: ConvertJob, kept: dict[str, Fingerprint]) -> Produced:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ort-calib", choices=CALIBRATORS, default=DEFAULT_CALIBRATOR,
-                        help=f"onnxruntime INT8 activation calibration (default {DEFAULT_CALIBRATOR}; percentile and "
-                             "entropy hold every image's activations in memory, ~6 GB for 50 images at 480x640: "
-                             "minmax streams)")
+                        help=f"onnxruntime INT8 activation calibration (default {DEFAULT_CALIBRATOR}, which streams; "
+                             "percentile (99.999%%) and entropy hold every image's activations in memory, ~6 GB for "
+                             "50 images at 480x640)")
 
 
 ORT = BackendConverter(name="ort", suffix=".onnx", layout="NCHW", convert=no_float_artifacts, quantize=quantize,
