@@ -81,11 +81,16 @@ def distributed() -> tuple[int, int]:
     return (dist.get_rank(), world) if world > 1 else (0, 1)
 
 
-def single_threaded(_worker: int) -> None:
-    """Loader workers augment with OpenCV on one thread each: the training step needs the cores."""
+def init_loader_worker(_worker: int) -> None:
+    """Loader workers augment with OpenCV on one thread each (the training step needs the cores), and stay quiet
+    once the trainer is gone: after a SIGTERM, multiprocessing's thread that hands a batch's shared memory to it
+    reports the broken pipe through sys.excepthook, a traceback on the user's terminal (2 runs in 8 here)."""
     import cv2
 
     cv2.setNumThreads(1)
+    report = sys.excepthook
+    sys.excepthook = lambda kind, value, trace: None if issubclass(kind, (BrokenPipeError, ConnectionResetError)) \
+        else report(kind, value, trace)
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -149,7 +154,7 @@ def train(config: TrainConfig) -> Path:
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     sampler = EpochSampler(len(dataset), config.seed, start_epoch, rank, world)
     loader = DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=config.workers, drop_last=True,
-                        pin_memory=device.type == "cuda", worker_init_fn=single_threaded,
+                        pin_memory=device.type == "cuda", worker_init_fn=init_loader_worker,
                         persistent_workers=config.workers > 0)
     if start_epoch == 0 and not qat:  # QAT keeps BatchNorms frozen; a resumed run has them trained already
         unfold_batchnorms(model, lambda: (images.to(device, memory_format=torch.channels_last) for images, _ in
