@@ -10,6 +10,7 @@ import pytest
 
 from benchmarks.aarch64.compare import agreement, combine, outliers
 from benchmarks.device import arm_features, cpuinfo_fields, is_emulated
+from converters.verify import INT8_MAX_SCORE_SHIFT
 from tests.conftest import REPO
 
 # HWCAP words as a Pi's kernel (or QEMU for the same core) sets them, from Linux's arm64 hwcap.h.
@@ -62,9 +63,11 @@ def test_every_artifact_runs_on_emulated_pi_cores_and_agrees_with_x86(all_backen
             parts = [agreement(reference[name][image], dets) for image, dets in found.items()]
             if "int8" not in name:
                 assert combine(parts).agrees, name  # float kernels: the same faces, scores within 0.02
-            else:  # INT8 kernels round differently on x86 and ARM: only faces near the 0.5 cut may move
+            else:  # INT8 kernels round differently on x86 and ARM: scores may move by what the converters' gate
+                # allows INT8 against float (ncnn: 0.665 -> 0.693 on the QAT default model), and only faces near
+                # the 0.5 cut may come and go
                 for image, dets in found.items():
-                    for line in outliers(reference[name][image], dets):
+                    for line in outliers(reference[name][image], dets, max_score_diff=INT8_MAX_SCORE_SHIFT):
                         assert all(float(v) < 0.6 for v in re.findall(r"score (0\.\d+)", line)), (name, line)
     assert cores["cortex-a72"]["device"]["emulated"] and cores["cortex-a76"]["device"]["emulated"]
     assert "asimddp" not in cores["cortex-a72"]["device"]["simd"]
