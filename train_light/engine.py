@@ -89,8 +89,12 @@ def init_loader_worker(_worker: int) -> None:
 
     cv2.setNumThreads(1)
     report = sys.excepthook
-    sys.excepthook = lambda kind, value, trace: None if issubclass(kind, (BrokenPipeError, ConnectionResetError)) \
-        else report(kind, value, trace)
+
+    def unless_trainer_gone(kind, value, trace) -> None:
+        if not issubclass(kind, (BrokenPipeError, ConnectionResetError)):
+            report(kind, value, trace)
+
+    sys.excepthook = unless_trainer_gone
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
